@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11:
+#   make reproduce [PROFILE=smoke|paper-voc|paper-coco] [DATA=/path/to/dataset] [ONLY="00 01"] [FORCE=1]
+#   make test
+# Both create the virtual environment .venv (if missing) and install requirements.txt into it.
+
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= smoke
+DATA ?=
+ONLY ?=
+FORCE ?=
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup reproduce test unit nbval bench clean-reports
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -e .
+	@touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(PY) -m wsss_lib.reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force)
+
+# Unit tests, then every notebook through nbval with its default (smoke) parameters.
+test: $(STAMP)
+	$(PY) -m pytest tests -q --durations=10
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+		--nbval-cell-timeout=1200 -p no:python notebooks -q
+
+unit: $(STAMP)
+	$(PY) -m pytest tests -q
+
+nbval: $(STAMP)
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+		--nbval-cell-timeout=1200 -p no:python notebooks -q
+
+clean-reports:
+	rm -rf reports/$(PROFILE)/notebooks reports/$(PROFILE)/tables reports/$(PROFILE)/figures reports/$(PROFILE)/manifest.json

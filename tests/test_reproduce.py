@@ -1,0 +1,100 @@
+"""The papermill runner: parameter validation before running, outputs, manifest, failures, skipping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from wsss_lib.reproduce import discover_notebooks, run_notebooks, validate_parameters
+
+
+def make_notebook(path: Path, parameters: str, body: str) -> Path:
+    params = new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[params, new_code_cell(body)], metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"}})
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def notebooks(tmp_path):
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    make_notebook(nb_dir / "00_first.ipynb", 'profile = "smoke"\nvalue = 1',
+                  'import os, pathlib\npathlib.Path("cwd.txt").write_text(os.getcwd())\nassert value == 2, value')
+    make_notebook(nb_dir / "01_second.ipynb", 'profile = "smoke"\nboom = False', 'if boom:\n    raise ValueError("boom in cell")')
+    return nb_dir
+
+
+def test_discover_and_only(notebooks):
+    assert [p.stem for p in discover_notebooks(notebooks)] == ["00_first", "01_second"]
+    assert [p.stem for p in discover_notebooks(notebooks, ["01"])] == ["01_second"]
+    with pytest.raises(SystemExit, match="names no notebook"):
+        discover_notebooks(notebooks, ["07"])
+
+
+def test_unknown_parameter_fails_before_running(notebooks, tmp_path):
+    profile = {"common": {"profile": "t"}, "notebooks": {"00_first": {"value": 2}, "01_second": {"bom": True}}}
+    with pytest.raises(SystemExit, match=r"01_second.ipynb: unknown parameter\(s\) \['bom'\]"):
+        run_notebooks(profile, "t", discover_notebooks(notebooks), tmp_path / "reports")
+    assert not (tmp_path / "reports" / "notebooks" / "00_first.ipynb").exists()  # nothing ran
+    with pytest.raises(SystemExit, match="notebooks that do not exist"):
+        validate_parameters(discover_notebooks(notebooks), {"common": {}, "notebooks": {"05_x": {}}}, None)
+
+
+def test_runs_in_notebook_dir_writes_manifest_and_skips(notebooks, tmp_path):
+    profile = {"common": {"profile": "t"}, "notebooks": {"00_first": {"value": 2}}}
+    out = tmp_path / "reports"
+    assert run_notebooks(profile, "t", discover_notebooks(notebooks), out) == 0
+    assert (notebooks / "cwd.txt").read_text() == str(notebooks)  # same working directory as JupyterLab/nbval
+    executed = nbformat.read(out / "notebooks" / "00_first.ipynb", as_version=4)
+    assert executed.metadata.papermill.parameters == {"profile": "t", "value": 2}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["profile"] == "t" and manifest["versions"]["papermill"]
+    assert {k: v["status"] for k, v in manifest["notebooks"].items()} == {"00_first": "ok", "01_second": "ok"}
+    assert "commit" in manifest and manifest["notebooks"]["00_first"]["seconds"] > 0
+    assert run_notebooks(profile, "t", discover_notebooks(notebooks), out) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "skipped" in manifest["notebooks"]["00_first"]
+
+
+def test_failure_names_notebook_and_cell_and_keeps_partial_output(notebooks, tmp_path, capsys):
+    profile = {"common": {"profile": "t"}, "notebooks": {"00_first": {"value": 2}, "01_second": {"boom": True}}}
+    out = tmp_path / "reports"
+    assert run_notebooks(profile, "t", discover_notebooks(notebooks), out) == 1
+    printed = capsys.readouterr()
+    assert "FAILED 01_second.ipynb: cell" in printed.out + printed.err and "boom in cell" in printed.out + printed.err
+    assert (out / "notebooks" / "01_second.ipynb").is_file()
+    entry = json.loads((out / "manifest.json").read_text())["notebooks"]["01_second"]
+    assert entry["status"] == "failed" and "ValueError: boom in cell" in entry["error"] and entry["failed_cell"] is not None
+
+
+@pytest.mark.parametrize("profile_name", ["smoke", "paper-voc", "paper-coco"])
+def test_every_profile_matches_the_notebooks(profile_name):
+    from wsss_lib.config import load_profile
+    from wsss_lib.paths import repo_root
+
+    notebooks = discover_notebooks(repo_root() / "notebooks")
+    params = validate_parameters(notebooks, load_profile(profile_name), None)
+    assert set(params) == {p.stem for p in notebooks}
+    assert all(p["profile"] == profile_name for p in params.values())
+
+
+def test_smoke_profile_equals_notebook_defaults():
+    """The smoke profile must not change a notebook's defaults (JupyterLab, nbval and make agree)."""
+    import papermill as pm
+
+    from wsss_lib.config import load_profile
+    from wsss_lib.paths import repo_root
+
+    profile = load_profile("smoke")
+    for nb in discover_notebooks(repo_root() / "notebooks"):
+        declared = pm.inspect_notebook(str(nb))
+        for key, value in {**profile["common"], **profile["notebooks"].get(nb.stem, {})}.items():
+            assert repr(value) == declared[key]["default"] or str(value) == declared[key]["default"].strip('"'), (nb.name, key)

@@ -1,0 +1,13 @@
+"""Datasets: Pascal VOC 2012 + SBD, MS COCO 2014 and the synthetic WSSS benchmark (all in VOC layout or
+read into the same ``SegmentationDataset`` interface), plus transforms and class-group statistics."""
+
+from wsss_lib.data.base import SegmentationDataset
+from wsss_lib.data.coco import COCOSegmentation
+from wsss_lib.data.errors import DatasetError
+from wsss_lib.data.registry import DatasetConfig, class_groups, dataset_root, open_dataset
+from wsss_lib.data.voc import VOC_CLASSES, VOC_PAPER_GROUPS, VOCSegmentation
+
+__all__ = [
+    "COCOSegmentation", "DatasetConfig", "DatasetError", "SegmentationDataset", "VOCSegmentation",
+    "VOC_CLASSES", "VOC_PAPER_GROUPS", "class_groups", "dataset_root", "open_dataset",
+]

@@ -1,0 +1,60 @@
+"""Where a notebook writes: the run context (profile, work directory, reports directory, artifact store).
+
+Every table is written twice, as CSV (for diffs and later notebooks) and as Markdown with a provenance
+line (profile, data, split, what produced it); figures as PNG with fixed metadata so reruns diff cleanly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+
+from wsss_lib.artifacts import ArtifactStore
+from wsss_lib.io import atomic_path, atomic_write_text
+from wsss_lib.paths import reports_dir as default_reports_dir
+from wsss_lib.paths import work_dir as default_work_dir
+
+__all__ = ["RunContext"]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    profile: str
+    work_dir: Path
+    reports_dir: Path
+
+    @classmethod
+    def create(cls, profile: str, work_dir: str = "", reports_dir: str = "") -> "RunContext":
+        """Resolve the folders of ``profile`` (empty strings: the defaults of ``wsss_lib.paths``)."""
+        if not profile or "/" in profile:
+            raise ValueError(f"profile must be a plain name such as 'smoke', got {profile!r}")
+        ctx = cls(profile, default_work_dir(profile, work_dir or None), default_reports_dir(profile, reports_dir or None))
+        for sub in ("tables", "figures"):
+            (ctx.reports_dir / sub).mkdir(parents=True, exist_ok=True)
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        return ctx
+
+    @property
+    def store(self) -> ArtifactStore:
+        return ArtifactStore(self.work_dir)
+
+    def save_table(self, frame: pd.DataFrame, name: str, caption: str, *, index: bool = False,
+                   float_format: str = ".1f") -> Path:
+        """Write ``tables/<name>.csv`` and ``tables/<name>.md`` (caption + provenance + table)."""
+        base = self.reports_dir / "tables" / name
+        with atomic_path(base.with_suffix(".csv")) as tmp:
+            frame.to_csv(tmp, index=index)
+        markdown = frame.to_markdown(index=index, floatfmt=float_format)
+        atomic_write_text(base.with_suffix(".md"), f"{caption}\n\n_Profile `{self.profile}`; measured by this "
+                          f"repository's code unless a column says literature._\n\n{markdown}\n")
+        return base.with_suffix(".csv")
+
+    def save_figure(self, fig: matplotlib.figure.Figure, name: str, dpi: int = 110) -> Path:
+        """Write ``figures/<name>.png`` with fixed metadata (no timestamps, no software tag)."""
+        path = self.reports_dir / "figures" / f"{name}.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        return path

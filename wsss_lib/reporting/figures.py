@@ -1,0 +1,98 @@
+"""Figures shared by the notebooks (matplotlib/seaborn; each returns a Figure, saving is the caller's)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from wsss_lib.data.palette import IGNORE_INDEX, VOC_PALETTE
+from wsss_lib.data.stats import LabelStatistics
+
+__all__ = ["set_style", "class_frequency_figure", "size_distribution_figure", "cooccurrence_matrix",
+           "cooccurrence_figure", "colorize_mask", "sample_grid_figure"]
+
+
+def set_style() -> None:
+    sns.set_theme(context="paper", style="ticks")
+
+
+def class_frequency_figure(per_class: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Occurrence (images per class) and average relative size per class, sorted by occurrence."""
+    fg = per_class[per_class["class"] != "background"].sort_values("O", ascending=False)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    sns.barplot(data=fg, x="class", y="O", ax=axes[0], color="tab:blue")
+    axes[0].set_ylabel("images containing the class (O)")
+    sns.barplot(data=fg, x="class", y="%S", ax=axes[1], color="tab:orange")
+    axes[1].set_ylabel("average relative size %S")
+    for ax in axes:
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=70)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def size_distribution_figure(stats: LabelStatistics, title: str = "") -> plt.Figure:
+    """Distribution of each class's relative size over the images that contain it (box plot, %)."""
+    rows = [(stats.class_names[c], 100.0 * f) for c in range(1, len(stats.class_names))
+            for f in stats.fraction[stats.presence[:, c], c]]
+    frame = pd.DataFrame(rows, columns=["class", "relative size (%)"])
+    order = frame.groupby("class")["relative size (%)"].median().sort_values().index
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    sns.boxplot(data=frame, x="class", y="relative size (%)", order=order, ax=ax, color="tab:green", fliersize=1)
+    ax.tick_params(axis="x", rotation=70)
+    ax.set_xlabel("")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def cooccurrence_matrix(stats: LabelStatistics) -> pd.DataFrame:
+    """``P(column class present | row class present)`` in percent, foreground classes only."""
+    fg = stats.presence[:, 1:].astype(np.float64)
+    joint = fg.T @ fg
+    counts = np.diag(joint).copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cond = 100.0 * joint / counts[:, None]
+    names = list(stats.class_names[1:])
+    return pd.DataFrame(cond, index=names, columns=names)
+
+
+def cooccurrence_figure(stats: LabelStatistics, title: str = "") -> plt.Figure:
+    matrix = cooccurrence_matrix(stats)
+    matrix = matrix.mask(np.eye(len(matrix), dtype=bool))  # the diagonal is 100 % by definition
+    size = 0.35 * len(matrix) + 2
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    sns.heatmap(matrix, ax=ax, cmap="mako_r", vmin=0, vmax=100, square=True,
+                cbar_kws={"label": "P(column | row) %"})
+    ax.set_title(title or "class co-occurrence")
+    fig.tight_layout()
+    return fig
+
+
+def colorize_mask(mask: np.ndarray) -> np.ndarray:
+    """A label map as RGB with the VOC palette (void 255 in the palette's cream colour)."""
+    return VOC_PALETTE[mask]
+
+
+def sample_grid_figure(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], titles: Sequence[str],
+                       class_names: Sequence[str], columns: int = 4) -> plt.Figure:
+    """Image over mask pairs for a few samples, titled with their ids and label sets."""
+    n = len(images)
+    rows = 2 * int(np.ceil(n / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.5 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, (image, mask, title) in enumerate(zip(images, masks, titles)):
+        r, c = 2 * (i // columns), i % columns
+        axes[r, c].imshow(image)
+        axes[r, c].set_title(title, fontsize=7)
+        axes[r + 1, c].imshow(colorize_mask(mask), interpolation="nearest")
+        present = [class_names[k] for k in np.unique(mask) if k not in (0, IGNORE_INDEX)]
+        axes[r + 1, c].set_title(", ".join(present), fontsize=7)
+    fig.tight_layout()
+    return fig

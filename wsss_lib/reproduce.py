@@ -1,0 +1,187 @@
+"""Run the numbered notebooks of a profile with papermill: ``python -m wsss_lib.reproduce --profile smoke``.
+
+For each ``notebooks/NN_name.ipynb`` (in order, or those named by ``--only``):
+
+1. parameters = the profile's ``common`` block + its ``notebooks.NN_name`` block (+ ``--data``); every key
+   must be a parameter of that notebook (``papermill.inspect_notebook``), checked for all notebooks
+   before anything runs;
+2. execute with papermill, kernel ``python3``, language ``python``, working directory ``notebooks/`` (as
+   JupyterLab and nbval do), writing ``reports/<profile>/notebooks/NN_name.ipynb``;
+3. record status and duration in ``reports/<profile>/manifest.json`` (git commit, profile, parameters,
+   package versions). A notebook whose executed copy is up to date (same source, same parameters,
+   succeeded) is skipped unless ``--force``; expensive stages are cached in the work directory anyway.
+
+On a failure the partial executed notebook is kept, the notebook and failing cell are named, and the exit
+status is non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from wsss_lib.config import available_profiles, load_profile
+from wsss_lib.io import atomic_write_json
+from wsss_lib.paths import repo_root, reports_dir
+
+__all__ = ["main", "discover_notebooks", "notebook_parameters", "validate_parameters", "run_profile", "run_notebooks"]
+
+PACKAGES = ("torch", "torchvision", "timm", "torchmetrics", "numpy", "scipy", "pandas", "pillow", "papermill",
+            "nbval", "pydensecrf2", "scikit-image", "pycocotools", "matplotlib", "seaborn")
+
+
+def discover_notebooks(notebook_dir: Path, only: list[str] | None = None) -> list[Path]:
+    """``NN_name.ipynb`` files in order; ``only`` selects by number (``"00"``) or stem (``"00_dataset"``)."""
+    notebooks = sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not only:
+        return notebooks
+    selected = [p for p in notebooks if any(p.stem == o or p.stem.split("_", 1)[0] == o for o in only)]
+    missing = [o for o in only if not any(p.stem == o or p.stem.split("_", 1)[0] == o for p in notebooks)]
+    if missing:
+        raise SystemExit(f"--only names no notebook: {missing}; available: {[p.stem for p in notebooks]}")
+    return selected
+
+
+def notebook_parameters(profile: dict[str, Any], notebook: Path, data_root: str | None) -> dict[str, Any]:
+    params = dict(profile["common"])
+    params.update(profile["notebooks"].get(notebook.stem, {}))
+    if data_root:
+        params["data_root"] = data_root
+    return params
+
+
+def validate_parameters(notebooks: list[Path], profile: dict[str, Any], data_root: str | None) -> dict[str, dict]:
+    """Parameters per notebook; raise if a key is not a parameter of the notebook it is given to."""
+    import papermill as pm
+
+    stems = {p.stem for p in discover_notebooks(notebooks[0].parent)} if notebooks else set()
+    stray = sorted(set(profile["notebooks"]) - stems)
+    if stray:
+        raise SystemExit(f"profile names notebooks that do not exist: {stray}; notebooks: {sorted(stems)}")
+    errors, out = [], {}
+    for nb in notebooks:
+        declared = set(pm.inspect_notebook(str(nb)))
+        if not declared:
+            errors.append(f"{nb.name}: no cell tagged 'parameters'")
+            continue
+        params = notebook_parameters(profile, nb, data_root)
+        unknown = sorted(set(params) - declared)
+        if unknown:
+            errors.append(f"{nb.name}: unknown parameter(s) {unknown}; the notebook declares {sorted(declared)}")
+        out[nb.stem] = params
+    if errors:
+        raise SystemExit("parameter check failed before running anything:\n  " + "\n  ".join(errors))
+    return out
+
+
+def _git_commit() -> dict[str, Any]:
+    root = repo_root()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _fingerprint(notebook: Path, params: dict[str, Any]) -> str:
+    payload = notebook.read_bytes() + json.dumps(params, sort_keys=True, default=str).encode()
+    return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def run_profile(profile_name: str, only: list[str] | None = None, force: bool = False, data_root: str | None = None,
+                timeout: int | None = None) -> int:
+    """Run the repository's notebooks with a named profile; returns the exit status."""
+    notebooks = discover_notebooks(repo_root() / "notebooks", only)
+    return run_notebooks(load_profile(profile_name), profile_name, notebooks, reports_dir(profile_name),
+                         force=force, data_root=data_root, timeout=timeout)
+
+
+def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Path], out_dir: Path, *,
+                  force: bool = False, data_root: str | None = None, timeout: int | None = None) -> int:
+    """Validate every notebook's parameters, then execute them in order (see the module docstring)."""
+    import papermill as pm
+
+    params_by_nb = validate_parameters(notebooks, profile, data_root)
+    (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / "manifest.json"
+    previous = json.loads(manifest_path.read_text()).get("notebooks", {}) if manifest_path.is_file() else {}
+    manifest: dict[str, Any] = {
+        "profile": profile_name, "description": profile.get("description", ""), **_git_commit(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": _versions(), "platform": platform.platform(),
+        "notebooks": dict(previous),
+    }
+    status = 0
+    bar = tqdm(notebooks, desc=f"profile {profile_name}", unit="notebook")
+    for nb in bar:
+        bar.set_postfix_str(nb.stem)
+        params = params_by_nb[nb.stem]
+        output = out_dir / "notebooks" / nb.name
+        fingerprint = _fingerprint(nb, params)
+        prev = previous.get(nb.stem, {})
+        if not force and output.is_file() and prev.get("status") == "ok" and prev.get("fingerprint") == fingerprint:
+            manifest["notebooks"][nb.stem] = {**prev, "skipped": "up to date (use --force to rerun)"}
+            tqdm.write(f"{nb.stem}: up to date, skipped")
+            continue
+        entry: dict[str, Any] = {"parameters": params, "output": f"notebooks/{nb.name}", "fingerprint": fingerprint,
+                                 "status": "running"}
+        manifest["notebooks"][nb.stem] = entry
+        atomic_write_json(manifest_path, manifest)
+        started = time.perf_counter()
+        try:
+            pm.execute_notebook(str(nb), str(output), parameters=params, kernel_name="python3", language="python",
+                                cwd=str(nb.parent), execution_timeout=timeout, progress_bar={"leave": False})
+            entry["status"] = "ok"
+        except pm.PapermillExecutionError as exc:
+            entry.update(status="failed", failed_cell=exc.cell_index, error=f"{exc.ename}: {exc.evalue}")
+            tqdm.write(f"FAILED {nb.name}: cell {exc.cell_index} (execution count {exc.exec_count}) raised "
+                       f"{exc.ename}: {exc.evalue}\n  partial output kept at {output}")
+            status = 1
+        except Exception as exc:  # kernel death, timeout, bad notebook: still record and stop
+            entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            tqdm.write(f"FAILED {nb.name}: {type(exc).__name__}: {exc}\n  partial output (if any) at {output}")
+            status = 1
+        entry["seconds"] = round(time.perf_counter() - started, 1)
+        atomic_write_json(manifest_path, manifest)
+        if status:
+            break
+    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    atomic_write_json(manifest_path, manifest)
+    if not status:
+        print(f"profile {profile_name}: {len(notebooks)} notebook(s) done; reports in {out_dir}")
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m wsss_lib.reproduce", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="smoke", choices=available_profiles())
+    parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers or stems to run (default: all)")
+    parser.add_argument("--force", action="store_true", help="re-execute notebooks that are up to date")
+    parser.add_argument("--data", default=None, help="dataset root (sets every notebook's data_root)")
+    parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (default: none)")
+    args = parser.parse_args(argv)
+    return run_profile(args.profile, only=args.only, force=args.force, data_root=args.data, timeout=args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
