@@ -1,0 +1,151 @@
+"""The shared trainer: schedules, label smoothing, poly SGD, accumulation, exact resume, NaN guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wsss_lib.methods.base import Method
+from wsss_lib.models.cam import CAMOutput
+from wsss_lib.train import OptimConfig, TrainConfig, build_optimizer, fit, linear_schedule, poly_lr_factor, smooth_multilabel
+
+
+def test_linear_schedule_matches_official_formula():
+    # Puzzle alpha: 0 -> 4 over the first half; OC-CSE: 0.3 -> 1 over all steps
+    assert [linear_schedule(s, 100, 0.0, 4.0, 0.5) for s in (0, 25, 50, 100)] == [0.0, 2.0, 4.0, 4.0]
+    assert [linear_schedule(s, 100, 0.3, 1.0, 1.0) for s in (0, 25, 50, 100)] == pytest.approx([0.3, 0.475, 0.65, 1.0])
+    assert linear_schedule(10, 100, 0.0, 1.0, 0.0) == 1.0
+
+
+def test_poly_and_label_smoothing():
+    assert poly_lr_factor(0, 10) == 1.0 and poly_lr_factor(10, 10) == 0.0
+    assert poly_lr_factor(5, 10, 0.9) == pytest.approx(0.5 ** 0.9)
+    y = torch.tensor([[1.0, 0.0, 1.0]])
+    assert smooth_multilabel(y, 0.1)[0].tolist() == pytest.approx([0.95, 0.05, 0.95])
+    assert torch.equal(smooth_multilabel(y, 0.0), y)
+    with pytest.raises(ValueError):
+        smooth_multilabel(y, 1.0)
+
+
+def test_poly_sgd_groups_and_schedule():
+    w, b = nn.Parameter(torch.ones(2)), nn.Parameter(torch.ones(2))
+    groups = [{"params": [w], "lr_mult": 1.0}, {"params": [b], "lr_mult": 20.0, "weight_decay": 0.0}]
+    opt = build_optimizer(groups, OptimConfig(lr=0.1), total_steps=4)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.1, 2.0])
+    assert opt.param_groups[0]["momentum"] == 0.0  # the official default
+    for _ in range(2):
+        opt.step()
+    assert opt.param_groups[1]["lr"] == pytest.approx(2.0 * 0.5 ** 0.9)
+    state = opt.state_dict()
+    fresh = build_optimizer([{"params": [w], "lr_mult": 1.0}, {"params": [b], "lr_mult": 20.0, "weight_decay": 0.0}],
+                            OptimConfig(lr=0.1), total_steps=4)
+    fresh.load_state_dict(state)
+    assert fresh.global_step == 2 and fresh.param_groups[1]["lr"] == pytest.approx(opt.param_groups[1]["lr"])
+
+
+class ToySet(torch.utils.data.Dataset):
+    def __init__(self, n=12, noise=True):
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.randn(n, 3, 8, 8, generator=g)
+        self.labels = (torch.rand(n, 2, generator=g) > 0.5).float()
+        self.noise = noise
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        image = self.images[i] + (0.1 * torch.randn(3, 8, 8) if self.noise else 0)  # uses the global RNG
+        return {"id": str(i), "image": image, "mask": torch.zeros(8, 8, dtype=torch.long), "label": self.labels[i]}
+
+
+class ToyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.classifier = nn.Conv2d(4, 2, 1, bias=False)
+
+    def forward(self, x):
+        cams = self.classifier(torch.relu(self.conv(x)))
+        return CAMOutput(logits=cams.mean(dim=(2, 3)), cams=cams)
+
+
+class ToyMethod(Method):
+    def __init__(self, fail_at=None, nan_at=None):
+        super().__init__()
+        self.net = ToyNet()
+        self.fail_at, self.nan_at = fail_at, nan_at
+
+    def param_groups(self, phase, lr, weight_decay):
+        return [{"params": list(self.net.conv.parameters()), "lr_mult": 1.0},
+                {"params": list(self.net.classifier.parameters()), "lr_mult": 10.0}]
+
+    def losses(self, phase, batch, info, cache):
+        if self.fail_at is not None and info.step == self.fail_at:
+            raise KeyboardInterrupt("simulated interruption")
+        loss = F.multilabel_soft_margin_loss(self.net(batch["image"]).logits, batch["label"])
+        if self.nan_at is not None and info.step == self.nan_at:
+            loss = loss * float("nan")
+        return {"cls": loss}
+
+    def cam_model(self):
+        return self.net
+
+
+CFG = TrainConfig(epochs=3, batch_size=4, num_workers=0, seed=3, device="cpu", eval_every=0)
+OPT = OptimConfig(lr=0.05)
+
+
+def test_resume_reaches_the_same_weights(tmp_path):
+    straight = ToyMethod()
+    fit(straight, ToySet(), None, CFG, OPT, tmp_path / "a", progress=False)
+    interrupted = ToyMethod(fail_at=4)  # step 4 is in epoch 2 (3 steps per epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted, ToySet(), None, CFG, OPT, tmp_path / "b", progress=False)
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    resumed = ToyMethod()
+    result = fit(resumed, ToySet(), None, CFG, OPT, tmp_path / "b", resume=True, progress=False)
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert result.history["epoch"].tolist() == [1, 2, 3]
+    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "b").iterdir())
+
+
+def test_same_seed_same_result_and_different_seed_differs(tmp_path):
+    one, two, other = ToyMethod(), ToyMethod(), ToyMethod()
+    fit(one, ToySet(), None, CFG, OPT, tmp_path / "1", progress=False)
+    fit(two, ToySet(), None, CFG, OPT, tmp_path / "2", progress=False)
+    fit(other, ToySet(), None, TrainConfig(**{**CFG.__dict__, "seed": 4}), OPT, tmp_path / "3", progress=False)
+    assert torch.equal(one.net.conv.weight, two.net.conv.weight)
+    assert not torch.equal(one.net.conv.weight, other.net.conv.weight)
+
+
+def test_nan_guard_names_step_and_term_and_keeps_checkpoint(tmp_path):
+    with pytest.raises(FloatingPointError, match=r"loss term main/cls is nan at step 4 \(epoch 2\).*checkpoint\.pt"):
+        fit(ToyMethod(nan_at=4), ToySet(), None, CFG, OPT, tmp_path / "n", progress=False)
+    assert torch.load(tmp_path / "n" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+
+
+def test_accumulation_mean_equals_large_batch_and_sum_doubles_gradient(tmp_path):
+    cfg_big = TrainConfig(epochs=1, batch_size=4, num_workers=0, seed=0, device="cpu", eval_every=0)
+    cfg_small = TrainConfig(epochs=1, batch_size=2, num_workers=0, seed=0, device="cpu", eval_every=0)
+    big, mean, summed, big2 = ToyMethod(), ToyMethod(), ToyMethod(), ToyMethod()
+    fit(big, ToySet(4, noise=False), None, cfg_big, OptimConfig(lr=0.05), tmp_path / "big", progress=False)
+    fit(mean, ToySet(4, noise=False), None, cfg_small, OptimConfig(lr=0.05, accumulate_steps=2, accumulate_mode="mean"),
+        tmp_path / "mean", progress=False)
+    fit(summed, ToySet(4, noise=False), None, cfg_small, OptimConfig(lr=0.05, accumulate_steps=2, accumulate_mode="sum"),
+        tmp_path / "sum", progress=False)
+    fit(big2, ToySet(4, noise=False), None, cfg_big, OptimConfig(lr=0.1), tmp_path / "big2", progress=False)
+    assert torch.allclose(big.net.conv.weight, mean.net.conv.weight, atol=1e-6)
+    assert torch.allclose(summed.net.conv.weight, big2.net.conv.weight, atol=1e-6)  # sum = twice the lr
+    assert not torch.allclose(big.net.conv.weight, summed.net.conv.weight, atol=1e-6)
+
+
+def test_history_has_losses_and_lr(tmp_path):
+    result = fit(ToyMethod(), ToySet(), None, CFG, OPT, tmp_path / "h", progress=False)
+    history = result.history
+    assert list(history.columns[:3]) == ["epoch", "main/cls", "lr"] and len(history) == 3
+    assert np.isclose(history["lr"].iloc[-1], 0.0)

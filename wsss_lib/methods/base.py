@@ -1,0 +1,55 @@
+"""What a training strategy provides to the shared trainer (``wsss_lib.train.trainer.fit``).
+
+A method is an ``nn.Module`` that owns its networks and states its losses. Training alternates over the
+method's ``phases`` (one optimizer each): for every micro-batch the trainer calls, in order,
+``losses(phase, batch, info, cache)``, back-propagates the sum of the returned (already weighted) terms,
+and, at the end of each accumulation window, steps that phase's optimizer. ``cache`` is a dict shared by
+the phases of one micro-batch (P-NOC reuses the generator's maps in the ordinary classifier's phase).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["StepInfo", "Method"]
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    step: int
+    """Optimizer steps taken so far (the schedules' ``t``)."""
+    total_steps: int
+    epoch: int
+
+    @property
+    def progress(self) -> float:
+        return self.step / max(self.total_steps, 1)
+
+
+class Method(nn.Module):
+    """Base class of every training strategy (CAM, Puzzle-CAM, OC-CSE, P-OC, P-NOC, ...)."""
+
+    phases: tuple[str, ...] = ("main",)
+
+    def param_groups(self, phase: str, lr: float, weight_decay: float) -> list[dict]:
+        """SGD parameter groups (with ``lr_mult``) of the networks ``phase`` updates."""
+        raise NotImplementedError
+
+    def losses(self, phase: str, batch: dict, info: StepInfo, cache: dict) -> dict[str, torch.Tensor]:
+        """The weighted loss terms of ``phase`` on ``batch``; the trainer back-propagates their sum."""
+        raise NotImplementedError
+
+    def cam_model(self) -> nn.Module:
+        """The CAM generator evaluated during training and used for inference (returns ``CAMOutput``)."""
+        raise NotImplementedError
+
+    def set_train_mode(self) -> None:
+        """Put the networks in the mode they train in (a frozen ordinary classifier stays in eval)."""
+        self.train()
+
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return self.cam_model().backbone.normalization

@@ -1,0 +1,38 @@
+"""Method names -> (config dataclass, builder). Notebooks choose a method by name and pass its parameters."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from wsss_lib.config import from_dict
+from wsss_lib.methods.base import Method
+from wsss_lib.methods.cam import CAMConfig, CAMMethod
+from wsss_lib.models.backbone import BackboneConfig
+from wsss_lib.models.cam import create_cam_classifier
+
+__all__ = ["available_methods", "method_config", "build_method"]
+
+
+def _build_cam(cfg: CAMConfig, backbone: BackboneConfig, num_classes: int, **_: Any) -> Method:
+    return CAMMethod(create_cam_classifier(backbone, num_classes), cfg)
+
+
+def _specs() -> dict[str, tuple[type, Callable[..., Method]]]:
+    return {"cam": (CAMConfig, _build_cam)}
+
+
+def available_methods() -> list[str]:
+    return sorted(_specs())
+
+
+def method_config(name: str, params: dict[str, Any] | None = None):
+    """The typed config of method ``name`` from ``params`` (unknown keys raise)."""
+    specs = _specs()
+    if name not in specs:
+        raise KeyError(f"unknown method {name!r}; available: {sorted(specs)}")
+    return from_dict(specs[name][0], params or {}, where=f"method {name!r}")
+
+
+def build_method(name: str, cfg, backbone: BackboneConfig, num_classes: int, **extra: Any) -> Method:
+    """Instantiate method ``name`` with its config, backbone and class count (``extra``: e.g. an OC checkpoint)."""
+    return _specs()[name][1](cfg, backbone, num_classes, **extra)

@@ -1,0 +1,184 @@
+"""The one training loop every method uses: ``fit(method, train_set, eval_set, cfg, optim, out_dir)``.
+
+Read top to bottom: per epoch, reseed (so a resumed run replays the same data order and augmentation),
+iterate micro-batches; per micro-batch, for each phase of the method compute its loss terms under autocast,
+check they are finite, back-propagate; every ``accumulate_steps`` micro-batches step each phase's optimizer
+(poly learning rate) and clear its gradients. At the end of each epoch: the quick CAM mIoU on the
+evaluation split, a row appended to ``history.csv`` and an atomic checkpoint.
+
+- Device and precision: CUDA if available (``device="auto"``), AMP (``bf16``, or ``fp16`` with a
+  ``GradScaler`` per phase) and ``channels_last`` on CUDA only; CPU always trains in float32.
+- ``resume=True`` continues from ``checkpoint.pt`` in ``out_dir`` at the next epoch boundary and reaches the
+  same final weights as an uninterrupted run (per-epoch reseeding + saved optimizer/scaler states).
+- A NaN or infinite loss term raises ``FloatingPointError`` naming the step and the term; the last good
+  checkpoint (previous epoch) stays on disk.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from wsss_lib.config import to_dict
+from wsss_lib.evaluation.quick import QuickEvalConfig, quick_cam_miou
+from wsss_lib.io import atomic_path
+from wsss_lib.methods.base import Method, StepInfo
+from wsss_lib.train.optim import OptimConfig, build_optimizer
+
+__all__ = ["TrainConfig", "TrainResult", "fit", "seed_everything", "resolve_device"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 16
+    """Micro-batch size; the effective batch is ``batch_size * optim.accumulate_steps``."""
+    num_workers: int = 4
+    seed: int = 0
+    device: str = "auto"
+    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    amp: Literal["off", "fp16", "bf16"] = "fp16"
+    """Mixed precision on CUDA (the official code trains with fp16 autocast); ignored on CPU."""
+    channels_last: bool = True
+    """NHWC memory layout on CUDA; ignored on CPU."""
+    eval: QuickEvalConfig = QuickEvalConfig()
+    eval_every: int = 1
+    """Quick CAM mIoU every ``eval_every`` epochs (0 = never)."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    history: pd.DataFrame
+    seconds: float
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def _collate(samples: list[dict]) -> dict:
+    return {"id": [s["id"] for s in samples], "image": torch.stack([s["image"] for s in samples]),
+            "mask": torch.stack([s["mask"] for s in samples]), "label": torch.stack([s["label"] for s in samples])}
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 100_003 + epoch
+
+
+def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfig, out_dir: str | Path, *,
+        resume: bool = True, progress: bool = True) -> TrainResult:
+    """Train ``method`` on ``train_set`` (a dataset with a training transform); see the module docstring."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    cuda = device.type == "cuda"
+    amp_dtype = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.amp] if cuda else None
+    method.to(device)
+    if cuda and cfg.channels_last:
+        method.to(memory_format=torch.channels_last)
+
+    loader_generator = torch.Generator()
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, collate_fn=_collate,
+                        num_workers=cfg.num_workers, generator=loader_generator, pin_memory=cuda,
+                        persistent_workers=False)
+    if len(loader) < optim.accumulate_steps:
+        raise ValueError(f"{len(train_set)} training images give {len(loader)} batches of {cfg.batch_size}; "
+                         f"need at least accumulate_steps={optim.accumulate_steps}")
+    steps_per_epoch = len(loader) // optim.accumulate_steps
+    total_steps = cfg.epochs * steps_per_epoch
+    optimizers = {phase: build_optimizer(method.param_groups(phase, optim.lr, optim.weight_decay), optim, total_steps)
+                  for phase in method.phases}
+    scalers = {phase: torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16) for phase in method.phases}
+
+    checkpoint = out_dir / "checkpoint.pt"
+    history: list[dict] = []
+    start_epoch = 0
+    if resume and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        method.load_state_dict(state["method"])
+        for phase in method.phases:
+            optimizers[phase].load_state_dict(state["optimizers"][phase])
+            scalers[phase].load_state_dict(state["scalers"][phase])
+        start_epoch = int(state["epoch"])
+        history = pd.read_csv(out_dir / "history.csv").to_dict("records") if (out_dir / "history.csv").is_file() else []
+        history = [row for row in history if row["epoch"] <= start_epoch]
+        if progress:
+            tqdm.write(f"resuming {out_dir.name} after epoch {start_epoch}/{cfg.epochs}")
+
+    started = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        seed_everything(_epoch_seed(cfg.seed, epoch))
+        loader_generator.manual_seed(_epoch_seed(cfg.seed, epoch))
+        method.set_train_mode()
+        sums: dict[str, float] = {}
+        micro = 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for batch in bar:
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            if cuda and cfg.channels_last:
+                batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+            step = epoch * steps_per_epoch + micro // optim.accumulate_steps
+            info = StepInfo(step=step, total_steps=total_steps, epoch=epoch)
+            cache: dict = {}
+            for phase in method.phases:
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    terms = method.losses(phase, batch, info, cache)
+                total = sum(terms.values())
+                for name, value in terms.items():
+                    if not torch.isfinite(value.detach()).all():
+                        raise FloatingPointError(
+                            f"{out_dir.name}: loss term {phase}/{name} is {value.item()} at step {step} (epoch "
+                            f"{epoch + 1}); the last good checkpoint is {checkpoint if checkpoint.is_file() else 'none yet'}")
+                    sums[f"{phase}/{name}"] = sums.get(f"{phase}/{name}", 0.0) + float(value.detach())
+                if optim.accumulate_mode == "mean":
+                    total = total / optim.accumulate_steps
+                scalers[phase].scale(total).backward()
+            micro += 1
+            if micro % optim.accumulate_steps == 0:
+                for phase in method.phases:
+                    scalers[phase].step(optimizers[phase])
+                    scalers[phase].update()
+                    optimizers[phase].zero_grad(set_to_none=True)
+            if micro >= steps_per_epoch * optim.accumulate_steps:
+                break
+            bar.set_postfix(loss=f"{float(total.detach()):.4f}")
+        row = {"epoch": epoch + 1, **{k: v / max(micro, 1) for k, v in sums.items()},
+               "lr": optimizers[method.phases[0]].param_groups[0]["lr"]}
+        if eval_set is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
+            mean, std = method.normalization
+            quick = quick_cam_miou(method.cam_model(), eval_set, mean, std, cfg.eval, device=device,
+                                   autocast_dtype=amp_dtype)
+            row.update({"quick_miou": quick["miou"], "quick_threshold": quick["threshold"]})
+        history.append(row)
+        with atomic_path(out_dir / "history.csv") as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
+        with atomic_path(checkpoint) as tmp:
+            torch.save({"epoch": epoch + 1, "method": method.state_dict(),
+                        "optimizers": {p: o.state_dict() for p, o in optimizers.items()},
+                        "scalers": {p: s.state_dict() for p, s in scalers.items()},
+                        "train_config": to_dict(cfg), "optim_config": to_dict(optim)}, tmp)
+        if progress:
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch")
+            tqdm.write(f"{out_dir.name} epoch {epoch + 1}/{cfg.epochs}: {shown}")
+    return TrainResult(out_dir=out_dir, history=pd.DataFrame(history), seconds=time.perf_counter() - started)
