@@ -41,3 +41,9 @@ nbval: $(STAMP)
 
 clean-reports:
 	rm -rf reports/$(PROFILE)/notebooks reports/$(PROFILE)/tables reports/$(PROFILE)/figures reports/$(PROFILE)/manifest.json
+
+# Throughput of training steps and TTA inference (appends to reports/bench/<device>.csv), e.g.
+#   make bench BENCH_ARGS="--device cuda --backbone resnest269e --crop 512 --batch 16 --amp off fp16 --tta-image 512"
+BENCH_ARGS ?= --crop 224 --batch 8 --tta-image 320
+bench: $(STAMP)
+	$(PY) -m wsss_lib.bench $(BENCH_ARGS)

@@ -34,5 +34,9 @@ def method_config(name: str, params: dict[str, Any] | None = None):
 
 
 def build_method(name: str, cfg, backbone: BackboneConfig, num_classes: int, **extra: Any) -> Method:
-    """Instantiate method ``name`` with its config, backbone and class count (``extra``: e.g. an OC checkpoint)."""
+    """Instantiate method ``name`` with its config, backbone and class count.
+
+    ``extra`` carries method-specific inputs (e.g. the ordinary classifier's checkpoint); ``bench=True``
+    asks for randomly initialised auxiliary networks, for throughput measurements only.
+    """
     return _specs()[name][1](cfg, backbone, num_classes, **extra)

@@ -31,13 +31,13 @@ __all__ = ["ClassifierStageConfig", "TrainedClassifier", "train_classifier", "lo
 
 @dataclass(frozen=True)
 class ClassifierStageConfig:
-    dataset: DatasetConfig = DatasetConfig()
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
     method: str = "cam"
     method_params: dict[str, Any] = field(default_factory=dict)
-    backbone: BackboneConfig = BackboneConfig()
-    augment: AugmentConfig = AugmentConfig()
-    train: TrainConfig = TrainConfig()
-    optim: OptimConfig = OptimConfig()
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
     train_split: str = "train_aug"
     eval_split: str = "train"
 
@@ -106,12 +106,12 @@ def infer_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, tt
     cuda = device.type == "cuda"
     amp = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.train.amp] if cuda else None
     model = trained.method.cam_model().to(device)
-    if cuda and cfg.train.channels_last:
+    if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     mean, std = trained.method.normalization
     dataset = open_dataset(cfg.dataset, split, work_dir=ctx.work_dir, progress=progress)
     counts = infer_cams(model, dataset, sd.file("npz"), mean, std, tta, device=device, autocast_dtype=amp,
-                        channels_last=cuda and cfg.train.channels_last, progress=progress)
+                        channels_last=cfg.train.channels_last, progress=progress)
     sd.mark_done(images=len(dataset), **counts)
     return sd
 

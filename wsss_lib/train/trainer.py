@@ -7,7 +7,8 @@ check they are finite, back-propagate; every ``accumulate_steps`` micro-batches 
 evaluation split, a row appended to ``history.csv`` and an atomic checkpoint.
 
 - Device and precision: CUDA if available (``device="auto"``), AMP (``bf16``, or ``fp16`` with a
-  ``GradScaler`` per phase) and ``channels_last`` on CUDA only; CPU always trains in float32.
+  ``GradScaler`` per phase) on CUDA only, CPU always trains in float32; ``channels_last`` on both (on the
+  2-core CPU it made a Lite0 step at crop 128 16 % faster: 0.385 s against 0.460 s, ``wsss_lib.bench``).
 - ``resume=True`` continues from ``checkpoint.pt`` in ``out_dir`` at the next epoch boundary and reaches the
   same final weights as an uninterrupted run (per-epoch reseeding + saved optimizer/scaler states).
 - A NaN or infinite loss term raises ``FloatingPointError`` naming the step and the term; the last good
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -49,8 +50,8 @@ class TrainConfig:
     amp: Literal["off", "fp16", "bf16"] = "fp16"
     """Mixed precision on CUDA (the official code trains with fp16 autocast); ignored on CPU."""
     channels_last: bool = True
-    """NHWC memory layout on CUDA; ignored on CPU."""
-    eval: QuickEvalConfig = QuickEvalConfig()
+    """NHWC memory layout (faster on CUDA and, measured, on CPU too)."""
+    eval: QuickEvalConfig = field(default_factory=QuickEvalConfig)
     eval_every: int = 1
     """Quick CAM mIoU every ``eval_every`` epochs (0 = never)."""
 
@@ -95,7 +96,7 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
     cuda = device.type == "cuda"
     amp_dtype = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.amp] if cuda else None
     method.to(device)
-    if cuda and cfg.channels_last:
+    if cfg.channels_last:
         method.to(memory_format=torch.channels_last)
 
     loader_generator = torch.Generator()
@@ -136,7 +137,7 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
         for batch in bar:
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-            if cuda and cfg.channels_last:
+            if cfg.channels_last:
                 batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
             step = epoch * steps_per_epoch + micro // optim.accumulate_steps
             info = StepInfo(step=step, total_steps=total_steps, epoch=epoch)
