@@ -150,3 +150,13 @@ def test_label_crf_fn_signature(small):
     image, labels, _, n, _, _ = small
     fn = label_crf_fn("label_pseudo_mask")
     np.testing.assert_array_equal(fn(image, labels, n), crf_labels(image, labels, n, "label_pseudo_mask"))
+
+
+def test_read_only_image_is_accepted():
+    """Images decoded by PIL (np.asarray) are read-only; the CRF must copy rather than fail."""
+    image = np.zeros((12, 12, 3), np.uint8)
+    image[:, 6:] = 255
+    image.setflags(write=False)
+    labels = np.zeros((12, 12), np.uint8)
+    labels[:, 6:] = 1
+    assert crf_labels(image, labels, 2).shape == (12, 12)

@@ -131,7 +131,8 @@ def _check_image(image: Any) -> np.ndarray:
         raise ValueError(
             f"image must be an H x W x 3 uint8 RGB array, got dtype {image.dtype} with shape {image.shape}"
         )
-    return np.ascontiguousarray(image)
+    # pydensecrf needs a C-contiguous *writable* buffer (images decoded by PIL are read-only views)
+    return np.require(image, requirements=["C_CONTIGUOUS", "WRITEABLE"])
 
 
 def dense_crf(image: np.ndarray, unary: np.ndarray, params: CrfParams) -> np.ndarray:
@@ -143,7 +144,7 @@ def dense_crf(image: np.ndarray, unary: np.ndarray, params: CrfParams) -> np.nda
     if unary.ndim != 2 or unary.shape[1] != h * w:
         raise ValueError(f"unary must have shape (n, {h * w}) for a {h}x{w} image, got {unary.shape}")
     crf = dcrf.DenseCRF2D(w, h, n_labels)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
+    crf.setUnaryEnergy(np.require(unary, dtype=np.float32, requirements=["C_CONTIGUOUS", "WRITEABLE"]))
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
     crf.addPairwiseBilateral(
         sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=image, compat=params.bilateral_compat
