@@ -91,7 +91,8 @@ def benchmark(cfg: BenchConfig) -> dict:
         for phase in method.phases:
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                 terms = method.losses(phase, batch, StepInfo(step=step, total_steps=100, epoch=0), cache)
-            scalers[phase].scale(sum(terms.values())).backward()
+            if terms:
+                scalers[phase].scale(sum(terms.values())).backward()
         for phase in method.phases:
             scalers[phase].step(optimizers[phase])
             scalers[phase].update()

@@ -87,11 +87,11 @@ class RandomRescale(v2.Transform):
 
 def _to_tv(image: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor | None):
     if isinstance(image, np.ndarray):
-        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        image = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)
     image = tv_tensors.Image(image)
     if mask is not None:
         if isinstance(mask, np.ndarray):
-            mask = torch.from_numpy(np.ascontiguousarray(mask))
+            mask = torch.from_numpy(np.array(mask, copy=True))
         mask = tv_tensors.Mask(mask)
     return image, mask
 

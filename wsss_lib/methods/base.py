@@ -3,7 +3,8 @@
 A method is an ``nn.Module`` that owns its networks and states its losses. Training alternates over the
 method's ``phases`` (one optimizer each): for every micro-batch the trainer calls, in order,
 ``losses(phase, batch, info, cache)``, back-propagates the sum of the returned (already weighted) terms,
-and, at the end of each accumulation window, steps that phase's optimizer. ``cache`` is a dict shared by
+and, at the end of each accumulation window, steps that phase's optimizer (unless ``should_step`` says
+otherwise; gradients then keep accumulating). A phase that returns no terms back-propagates nothing. ``cache`` is a dict shared by
 the phases of one micro-batch (P-NOC reuses the generator's maps in the ordinary classifier's phase).
 """
 
@@ -41,6 +42,10 @@ class Method(nn.Module):
     def losses(self, phase: str, batch: dict, info: StepInfo, cache: dict) -> dict[str, torch.Tensor]:
         """The weighted loss terms of ``phase`` on ``batch``; the trainer back-propagates their sum."""
         raise NotImplementedError
+
+    def should_step(self, phase: str, info: StepInfo) -> bool:
+        """Whether ``phase``'s optimizer steps at the end of this step (P-NOC updates its OC every k steps)."""
+        return True
 
     def cam_model(self) -> nn.Module:
         """The CAM generator evaluated during training and used for inference (returns ``CAMOutput``)."""

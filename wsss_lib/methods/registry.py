@@ -7,6 +7,11 @@ from typing import Any, Callable
 from wsss_lib.config import from_dict
 from wsss_lib.methods.base import Method
 from wsss_lib.methods.cam import CAMConfig, CAMMethod
+from wsss_lib.methods.occse import OCCSE, OCCSEConfig
+from wsss_lib.methods.ordinary import build_ordinary_classifier
+from wsss_lib.methods.pnoc import PNOC, PNOCConfig
+from wsss_lib.methods.poc import POC, POCConfig
+from wsss_lib.methods.puzzle import PuzzleCAM, PuzzleConfig
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.models.cam import create_cam_classifier
 
@@ -17,8 +22,28 @@ def _build_cam(cfg: CAMConfig, backbone: BackboneConfig, num_classes: int, **_: 
     return CAMMethod(create_cam_classifier(backbone, num_classes), cfg)
 
 
+def _build_puzzle(cfg: PuzzleConfig, backbone: BackboneConfig, num_classes: int, **_: Any) -> Method:
+    return PuzzleCAM(create_cam_classifier(backbone, num_classes), cfg)
+
+
+def _with_ordinary(cls: type) -> Callable[..., Method]:
+    """Builder of a method that needs the ordinary classifier's weights (``ordinary_state``)."""
+
+    def build(cfg, backbone: BackboneConfig, num_classes: int, ordinary_state: dict | None = None,
+              bench: bool = False, **_: Any) -> Method:
+        if ordinary_state is None and not bench:
+            raise ValueError(f"{cls.__name__} needs ordinary_state: the weights of the RandAugment + LS classifier "
+                             "(notebook 01's ordinary classifier, see wsss_lib.stages.classifier.load_classifier)")
+        ordinary = build_ordinary_classifier(backbone, num_classes, ordinary_state)
+        return cls(create_cam_classifier(backbone, num_classes), ordinary, cfg)
+
+    return build
+
+
 def _specs() -> dict[str, tuple[type, Callable[..., Method]]]:
-    return {"cam": (CAMConfig, _build_cam)}
+    return {"cam": (CAMConfig, _build_cam), "puzzle": (PuzzleConfig, _build_puzzle),
+            "occse": (OCCSEConfig, _with_ordinary(OCCSE)), "poc": (POCConfig, _with_ordinary(POC)),
+            "pnoc": (PNOCConfig, _with_ordinary(PNOC))}
 
 
 def available_methods() -> list[str]:

@@ -142,9 +142,12 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
             step = epoch * steps_per_epoch + micro // optim.accumulate_steps
             info = StepInfo(step=step, total_steps=total_steps, epoch=epoch)
             cache: dict = {}
+            total = torch.zeros(())
             for phase in method.phases:
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     terms = method.losses(phase, batch, info, cache)
+                if not terms:
+                    continue
                 total = sum(terms.values())
                 for name, value in terms.items():
                     if not torch.isfinite(value.detach()).all():
@@ -158,6 +161,8 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
             micro += 1
             if micro % optim.accumulate_steps == 0:
                 for phase in method.phases:
+                    if not method.should_step(phase, info):
+                        continue
                     scalers[phase].step(optimizers[phase])
                     scalers[phase].update()
                     optimizers[phase].zero_grad(set_to_none=True)
