@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["StepInfo", "Method"]
+__all__ = ["StepInfo", "Method", "SingleNetworkMethod"]
 
 
 @dataclass(frozen=True)
@@ -58,3 +58,22 @@ class Method(nn.Module):
     @property
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return self.cam_model().backbone.normalization
+
+
+class SingleNetworkMethod(Method):
+    """A method that trains one CAM classifier (``self.model``) with one optimizer (CAM, Puzzle-CAM)."""
+
+    phases = ("main",)
+
+    def __init__(self, model: nn.Module, cfg):
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+
+    def param_groups(self, phase: str, lr: float, weight_decay: float) -> list[dict]:
+        from wsss_lib.models.backbone import param_groups
+
+        return param_groups(self.model, self.model.new_modules(), lr, weight_decay)
+
+    def cam_model(self) -> nn.Module:
+        return self.model

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from wsss_lib.methods.base import Method, StepInfo
-from wsss_lib.models.backbone import param_groups
+from wsss_lib.methods.base import SingleNetworkMethod, StepInfo
 from wsss_lib.models.cam import CAMClassifier
 from wsss_lib.train.smoothing import smooth_multilabel
 
@@ -26,21 +25,11 @@ class CAMConfig:
     """Amount ``a`` of multi-label smoothing (0.1 for "+LS" runs and the ordinary classifier)."""
 
 
-class CAMMethod(Method):
-    phases = ("main",)
-
+class CAMMethod(SingleNetworkMethod):
     def __init__(self, model: CAMClassifier, cfg: CAMConfig = CAMConfig()):
-        super().__init__()
-        self.model = model
-        self.cfg = cfg
-
-    def param_groups(self, phase: str, lr: float, weight_decay: float) -> list[dict]:
-        return param_groups(self.model, self.model.new_modules(), lr, weight_decay)
+        super().__init__(model, cfg)
 
     def losses(self, phase: str, batch: dict, info: StepInfo, cache: dict) -> dict[str, torch.Tensor]:
         out = self.model(batch["image"])
         targets = smooth_multilabel(batch["label"], self.cfg.label_smoothing)
         return {"cls": F.multilabel_soft_margin_loss(out.logits.float(), targets)}
-
-    def cam_model(self) -> CAMClassifier:
-        return self.model

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from wsss_lib.methods.base import Method, StepInfo
-from wsss_lib.methods.ordinary import ErasingConfig, erasing_term
-from wsss_lib.models.backbone import param_groups
+from wsss_lib.methods.base import StepInfo
+from wsss_lib.methods.ordinary import ErasingConfig, FrozenOrdinaryMethod, erasing_term
 from wsss_lib.models.cam import CAMClassifier
 from wsss_lib.train.smoothing import smooth_multilabel
 
@@ -23,21 +22,9 @@ class OCCSEConfig:
     erasing: ErasingConfig = field(default_factory=ErasingConfig)
 
 
-class OCCSE(Method):
-    phases = ("main",)
-
+class OCCSE(FrozenOrdinaryMethod):
     def __init__(self, generator: CAMClassifier, ordinary: CAMClassifier, cfg: OCCSEConfig = OCCSEConfig()):
-        super().__init__()
-        self.generator = generator
-        self.ordinary = ordinary.requires_grad_(False)
-        self.cfg = cfg
-
-    def set_train_mode(self) -> None:
-        self.generator.train()
-        self.ordinary.eval()
-
-    def param_groups(self, phase: str, lr: float, weight_decay: float) -> list[dict]:
-        return param_groups(self.generator, self.generator.new_modules(), lr, weight_decay)
+        super().__init__(generator, ordinary, cfg)
 
     def losses(self, phase: str, batch: dict, info: StepInfo, cache: dict) -> dict[str, torch.Tensor]:
         images, labels = batch["image"], batch["label"]
@@ -45,6 +32,3 @@ class OCCSE(Method):
         cse, _ = erasing_term(self.ordinary, images, out, labels, self.cfg.label_smoothing, self.cfg.erasing, info)
         return {"cls": F.multilabel_soft_margin_loss(out.logits.float(), smooth_multilabel(labels, self.cfg.label_smoothing)),
                 "cse": cse}
-
-    def cam_model(self) -> CAMClassifier:
-        return self.generator

@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from wsss_lib.methods.erasing import class_maps, remove_classes, sample_classes, soft_erasure_mask
-from wsss_lib.methods.base import StepInfo
-from wsss_lib.models.backbone import BackboneConfig
+from wsss_lib.methods.base import Method, StepInfo
+from wsss_lib.models.backbone import BackboneConfig, param_groups
 from wsss_lib.models.cam import CAMClassifier, CAMOutput, create_cam_classifier
 from wsss_lib.models.norm import freeze_batch_norm
 from wsss_lib.train.schedules import linear_schedule
 from wsss_lib.train.smoothing import smooth_multilabel
 
-__all__ = ["ErasingConfig", "build_ordinary_classifier", "erasing_term"]
+__all__ = ["ErasingConfig", "FrozenOrdinaryMethod", "build_ordinary_classifier", "erasing_term"]
 
 
 @dataclass(frozen=True)
@@ -64,3 +64,25 @@ def erasing_term(ordinary: CAMClassifier, images: torch.Tensor, out: CAMOutput, 
     targets = smooth_multilabel(remove_classes(labels, classes), label_smoothing)
     weight = linear_schedule(info.step, info.total_steps, cfg.weight_start, cfg.weight_end, cfg.schedule_fraction)
     return weight * F.multilabel_soft_margin_loss(logits.float(), targets), classes
+
+
+class FrozenOrdinaryMethod(Method):
+    """A generator trained against a frozen ordinary classifier (OC-CSE, P-OC); subclasses state ``losses``."""
+
+    phases = ("main",)
+
+    def __init__(self, generator: CAMClassifier, ordinary: CAMClassifier, cfg):
+        super().__init__()
+        self.generator = generator
+        self.ordinary = ordinary.requires_grad_(False)
+        self.cfg = cfg
+
+    def set_train_mode(self) -> None:
+        self.generator.train()
+        self.ordinary.eval()
+
+    def param_groups(self, phase: str, lr: float, weight_decay: float) -> list[dict]:
+        return param_groups(self.generator, self.generator.new_modules(), lr, weight_decay)
+
+    def cam_model(self) -> CAMClassifier:
+        return self.generator

@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from wsss_lib.methods.base import Method, StepInfo
-from wsss_lib.methods.ordinary import ErasingConfig, erasing_term
+from wsss_lib.methods.base import StepInfo
+from wsss_lib.methods.ordinary import ErasingConfig, FrozenOrdinaryMethod, erasing_term
 from wsss_lib.methods.puzzle import ReconstructionConfig, puzzle_terms
-from wsss_lib.models.backbone import param_groups
 from wsss_lib.models.cam import CAMClassifier
 from wsss_lib.train.smoothing import smooth_multilabel
 
@@ -26,21 +25,9 @@ class POCConfig:
     erasing: ErasingConfig = field(default_factory=ErasingConfig)
 
 
-class POC(Method):
-    phases = ("main",)
-
+class POC(FrozenOrdinaryMethod):
     def __init__(self, generator: CAMClassifier, ordinary: CAMClassifier, cfg: POCConfig = POCConfig()):
-        super().__init__()
-        self.generator = generator
-        self.ordinary = ordinary.requires_grad_(False)
-        self.cfg = cfg
-
-    def set_train_mode(self) -> None:
-        self.generator.train()
-        self.ordinary.eval()
-
-    def param_groups(self, phase: str, lr: float, weight_decay: float) -> list[dict]:
-        return param_groups(self.generator, self.generator.new_modules(), lr, weight_decay)
+        super().__init__(generator, ordinary, cfg)
 
     def losses(self, phase: str, batch: dict, info: StepInfo, cache: dict) -> dict[str, torch.Tensor]:
         images, labels = batch["image"], batch["label"]
@@ -48,6 +35,3 @@ class POC(Method):
         terms, out = puzzle_terms(self.generator, images, labels, targets, self.cfg.reconstruction, info)
         terms["cse"], _ = erasing_term(self.ordinary, images, out, labels, self.cfg.label_smoothing, self.cfg.erasing, info)
         return terms
-
-    def cam_model(self) -> CAMClassifier:
-        return self.generator

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from wsss_lib.methods.base import Method, StepInfo
-from wsss_lib.models.backbone import param_groups
+from wsss_lib.methods.base import SingleNetworkMethod, StepInfo
 from wsss_lib.models.cam import CAMClassifier, CAMOutput
 from wsss_lib.train.schedules import linear_schedule
 from wsss_lib.train.smoothing import smooth_multilabel
@@ -81,21 +80,11 @@ def puzzle_terms(model: CAMClassifier, x: torch.Tensor, labels: torch.Tensor, ta
     return terms, out
 
 
-class PuzzleCAM(Method):
-    phases = ("main",)
-
+class PuzzleCAM(SingleNetworkMethod):
     def __init__(self, model: CAMClassifier, cfg: PuzzleConfig = PuzzleConfig()):
-        super().__init__()
-        self.model = model
-        self.cfg = cfg
-
-    def param_groups(self, phase: str, lr: float, weight_decay: float) -> list[dict]:
-        return param_groups(self.model, self.model.new_modules(), lr, weight_decay)
+        super().__init__(model, cfg)
 
     def losses(self, phase: str, batch: dict, info: StepInfo, cache: dict) -> dict[str, torch.Tensor]:
         targets = smooth_multilabel(batch["label"], self.cfg.label_smoothing)
         terms, _ = puzzle_terms(self.model, batch["image"], batch["label"], targets, self.cfg.reconstruction, info)
         return terms
-
-    def cam_model(self) -> CAMClassifier:
-        return self.model
