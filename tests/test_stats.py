@@ -42,6 +42,7 @@ def test_groups_and_correlations(stats):
     assert table.loc["pets", ["O", "%S", "%C", "L", "CAM"]].tolist() == pytest.approx([1, (11.25 + 50) / 2, 50, 1.5, 25])
     assert table.loc["all", "%S"] == pytest.approx((11.25 + 50 + 7.5) / 3)
     assert table.loc["-", "CAM"] == 80.0  # the background row carries the background IoU
+    assert table.loc["all", "CAM"] == pytest.approx((80 + 10 + 40 + 70) / 4)  # overall = mIoU with background
     corr = property_correlations(per_class, iou)
     sizes, cam = np.array([11.25, 50, 7.5]), np.array([10.0, 40.0, 70.0])
     assert corr.loc["%S", "CAM"] == pytest.approx(100 * np.corrcoef(sizes, cam)[0, 1])

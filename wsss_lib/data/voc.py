@@ -39,7 +39,9 @@ VOC_CLASSES: tuple[str, ...] = (
 
 VOC_SPLIT_SIZES = MappingProxyType({"train": 1464, "val": 1449, "train_aug": 10582})
 
-# The class groups of the main paper's Table 1 (P-NOC, section 2.3), as printed there.
+# The class groups of the main paper's Tables 1 and 3 (P-NOC, section 2.3). The group rows print Singleton as
+# "a.plane bird boat sheep train", but Table 3's per-class column also marks cat and cow as singleton and the
+# printed Singleton averages are the means over all seven (O 87.4 vs 83.4 for the five): we use the seven.
 VOC_PAPER_GROUPS = MappingProxyType({
     "Occurrence": MappingProxyType({
         "Low freq.": ("bicycle", "boat", "bus", "cow", "horse", "sheep"),
@@ -52,7 +54,7 @@ VOC_PAPER_GROUPS = MappingProxyType({
         "Large": ("bus", "cat", "diningtable", "dog", "horse", "motorbike", "sheep", "sofa", "train"),
     }),
     "Group": MappingProxyType({
-        "Singleton": ("aeroplane", "bird", "boat", "sheep", "train"),
+        "Singleton": ("aeroplane", "bird", "boat", "cat", "cow", "sheep", "train"),
         "Person": ("person",),
         "Animal": ("dog", "horse"),
         "Room": ("bottle", "chair", "diningtable", "pottedplant", "sofa", "tvmonitor"),

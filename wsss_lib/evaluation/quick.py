@@ -58,7 +58,7 @@ def quick_cam_miou(model: torch.nn.Module, dataset, mean: Sequence[float], std: 
         image, mask = _resize_pair(*dataset.load_pair(image_id), cfg.size)
         label = dataset.label_of(image_id)
         keys = np.flatnonzero(label) + 1
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 255.0
+        x = torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1)[None].float() / 255.0
         x = (x - mean_t) / std_t
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             cams = model(x).cams.float()

@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -15,9 +16,10 @@ from wsss_lib.artifacts import StageDir
 from wsss_lib.config import to_dict
 from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.data.transforms import AugmentConfig, build_train_transform
+from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.evaluation.sweep import DEFAULT_THRESHOLDS, SweepResult, threshold_sweep
 from wsss_lib.inference.tta import TTAConfig, infer_cams
-from wsss_lib.io import atomic_path
+from wsss_lib.io import atomic_path, atomic_save_npz
 from wsss_lib.methods.base import Method
 from wsss_lib.methods.registry import build_method, method_config
 from wsss_lib.models.backbone import BackboneConfig
@@ -26,8 +28,11 @@ from wsss_lib.reporting.context import RunContext
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, fit, resolve_device
 
-__all__ = ["ClassifierStageConfig", "TrainedClassifier", "train_classifier", "load_classifier", "infer_cams_stage",
-           "sweep_stage"]
+__all__ = ["ClassifierStageConfig", "TrainedClassifier", "ORDINARY_METHODS", "with_ordinary", "train_classifier",
+           "load_classifier", "infer_cams_stage", "sweep_stage", "sweep_stage_dir", "load_sweep"]
+
+ORDINARY_METHODS = ("occse", "poc", "pnoc")
+"""Methods trained against the ordinary classifier (notebook 01's RandAugment + LS classifier)."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +46,19 @@ class ClassifierStageConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train_split: str = "train_aug"
     eval_split: str = "train"
+    ordinary_key: str = ""
+    """Stage key of the ordinary classifier (OC-CSE, P-OC, P-NOC): part of the hash, so retraining the OC
+    retrains every method built on it. Set with :func:`with_ordinary`."""
 
     @property
     def run_name(self) -> str:
-        return f"{self.method}-{self.backbone.name}-seed{self.train.seed}"
+        smoothing = method_config(self.method, self.method_params).label_smoothing
+        suffix = f"-ls{smoothing:g}" if smoothing else ""
+        return f"{self.method}{suffix}-{self.backbone.name}-seed{self.train.seed}"
+
+    @property
+    def needs_ordinary(self) -> bool:
+        return self.method in ORDINARY_METHODS
 
     def hashed(self) -> dict[str, Any]:
         """What determines the trained weights (device, workers and evaluation settings excluded)."""
@@ -63,15 +77,44 @@ class TrainedClassifier:
     history: pd.DataFrame
 
 
-def _build(cfg: ClassifierStageConfig, num_classes: int, **extra: Any) -> Method:
+def with_ordinary(cfg: ClassifierStageConfig, ordinary: "TrainedClassifier") -> ClassifierStageConfig:
+    """``cfg`` bound to the trained ordinary classifier ``ordinary`` (its stage key enters the hash)."""
+    if ordinary.config.method != "cam":
+        raise ValueError(f"the ordinary classifier must be a plain CAM classifier, got method {ordinary.config.method!r}")
+    if ordinary.config.backbone != cfg.backbone:
+        raise ValueError(f"ordinary classifier backbone {ordinary.config.backbone.name!r} differs from the "
+                         f"generator's {cfg.backbone.name!r}")
+    return replace(cfg, ordinary_key=ordinary.stage.key)
+
+
+def _build(cfg: ClassifierStageConfig, num_classes: int, ordinary: "TrainedClassifier | None",
+           for_loading: bool) -> Method:
+    extra: dict[str, Any] = {}
+    if cfg.needs_ordinary:
+        if not cfg.ordinary_key:
+            raise ValueError(f"method {cfg.method!r} needs the ordinary classifier: bind it with "
+                             "with_ordinary(cfg, train_classifier(ctx, ordinary_cfg))")
+        if for_loading:
+            extra["bench"] = True  # the OC's weights are part of the saved method state
+        else:
+            if ordinary is None or ordinary.stage.key != cfg.ordinary_key:
+                got = ordinary.stage.key if ordinary is not None else None
+                raise ValueError(f"method {cfg.method!r} was configured with ordinary classifier {cfg.ordinary_key}, "
+                                 f"got {got}; pass the same TrainedClassifier to train_classifier(..., ordinary=...)")
+            extra["ordinary_state"] = ordinary.method.state_dict()
     return build_method(cfg.method, method_config(cfg.method, cfg.method_params), cfg.backbone, num_classes, **extra)
 
 
-def train_classifier(ctx: RunContext, cfg: ClassifierStageConfig, progress: bool = True, **extra: Any) -> TrainedClassifier:
-    """Train (or resume, or load if finished) the classifier described by ``cfg``."""
+def train_classifier(ctx: RunContext, cfg: ClassifierStageConfig, progress: bool = True,
+                     ordinary: "TrainedClassifier | None" = None) -> TrainedClassifier:
+    """Train (or resume, or load if finished) the classifier described by ``cfg``.
+
+    Methods in :data:`ORDINARY_METHODS` need ``ordinary``: the trained RandAugment + LS classifier whose key
+    ``cfg`` was bound to with :func:`with_ordinary`.
+    """
     sd = ctx.store.stage("classifier", cfg.hashed(), name=cfg.run_name)
     eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=progress)
-    method = _build(cfg, eval_set.num_classes - 1, **extra)
+    method = _build(cfg, eval_set.num_classes - 1, ordinary, for_loading=sd.done)
     if not sd.done:
         mean, std = method.normalization
         train_set = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
@@ -85,12 +128,12 @@ def train_classifier(ctx: RunContext, cfg: ClassifierStageConfig, progress: bool
     return TrainedClassifier(cfg, sd, method, sd.read_frame("history.csv"))
 
 
-def load_classifier(ctx: RunContext, cfg: ClassifierStageConfig, **extra: Any) -> TrainedClassifier:
+def load_classifier(ctx: RunContext, cfg: ClassifierStageConfig) -> TrainedClassifier:
     """A finished classifier (raises ``StageNotFoundError`` naming the stage if it was never trained)."""
     sd = ctx.store.require("classifier", cfg.hashed(), name=cfg.run_name,
                            hint="Train it first (notebook 01 trains the CAM and the RandAugment+LS classifiers).")
     eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=False)
-    method = _build(cfg, eval_set.num_classes - 1, **extra)
+    method = _build(cfg, eval_set.num_classes - 1, None, for_loading=True)
     method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
     return TrainedClassifier(cfg, sd, method, sd.read_frame("history.csv"))
 
@@ -122,12 +165,42 @@ def sweep_stage(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig, spl
                 progress: bool = True) -> SweepResult:
     """Oracle background-threshold sweep of the CAMs in ``cams`` against ``split``'s ground truth.
 
+    Stored as stage ``sweeps`` (the per-threshold confusion counts, see :func:`sweep_stage_dir`), so later
+    notebooks (06) reload it instead of rescoring.
+
     ``crf`` names a label-CRF preset of ``wsss_lib.refinement.crf`` (e.g. ``"label"``, the official
     t=10, gt_prob 0.7 refinement) applied to each thresholded map before scoring; empty = no CRF. With a
     CRF every threshold costs one CRF per image (about 1.5-4 s at VOC size on 2 CPU cores), so pass few
     thresholds.
     """
+    return load_sweep(sweep_stage_dir(ctx, cams, dataset_cfg, split, thresholds, crf, progress))
+
+
+def sweep_stage_dir(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig, split: str,
+                    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS, crf: str = "",
+                    progress: bool = True) -> StageDir:
+    """The ``sweeps`` stage of :func:`sweep_stage` (computed if missing), keyed by the CAM stage, the split's
+    image list, the thresholds and the CRF preset."""
+    thresholds = tuple(float(t) for t in thresholds)
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-    crf_fn = label_crf_fn(crf) if crf else None
-    return threshold_sweep(cams.file("npz"), dataset, thresholds, num_classes=dataset.num_classes,
-                           class_names=dataset.class_names, crf=crf_fn, progress=progress)
+    sd = ctx.store.stage("sweeps", {"cams": cams.key, "split": split, "dataset_key": dataset.cache_key(),
+                                    "thresholds": thresholds, "crf": crf}, name=cams.path.name)
+    if not sd.done:
+        crf_fn = label_crf_fn(crf) if crf else None
+        result = threshold_sweep(cams.file("npz"), dataset, thresholds, num_classes=dataset.num_classes,
+                                 class_names=dataset.class_names, crf=crf_fn, progress=progress)
+        atomic_save_npz(sd.file("counts.npz"), counts=np.stack([cm.counts for cm in result.confusion]),
+                        thresholds=result.thresholds, class_names=np.array(result.class_names),
+                        num_images=np.array(result.num_images))
+        sd.write_frame("table.csv", result.table)
+        sd.mark_done(images=result.num_images)
+    return sd
+
+
+def load_sweep(sd: StageDir) -> SweepResult:
+    """The :class:`SweepResult` stored by :func:`sweep_stage` in ``sd``."""
+    with np.load(sd.file("counts.npz")) as data:
+        counts, thresholds = data["counts"], data["thresholds"]
+        names, num_images = [str(n) for n in data["class_names"]], int(data["num_images"])
+    confusion = [ConfusionMatrix(len(names)).add_counts(c) for c in counts]
+    return SweepResult.from_confusion(thresholds, confusion, names, num_images)

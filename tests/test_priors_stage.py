@@ -1,0 +1,83 @@
+"""Priors runs through the stages: ordinary-classifier wiring, records for notebook 06, cached sweeps."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from wsss_lib.data.synthetic import SyntheticConfig, generate
+from wsss_lib.reporting.context import RunContext
+from wsss_lib.stages.classifier import load_classifier, train_classifier, with_ordinary
+from wsss_lib.stages.priors import PriorsSettings, load_priors_runs, method_label, run_priors, runs_table
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("priors")
+    generate(SyntheticConfig(image_size=64, n_train=8, n_train_aug_extra=8, n_val=4), root / "data", workers=1,
+             progress=False)
+    ctx = RunContext.create("unit", str(root / "work"), str(root / "reports"))
+    settings = PriorsSettings(data_root=str(root / "data"), epochs=1, batch_size=4, crop_size=64,
+                              resize_long_side=(48, 64), num_workers=0, device="cpu", quick_eval_size=64,
+                              tta_scales=(1.0,))
+    return ctx, settings
+
+
+def test_from_namespace_reads_notebook_parameters_and_rejects_missing_ones():
+    namespace = {f: getattr(PriorsSettings(), f) for f in PriorsSettings.__dataclass_fields__}
+    namespace.update(resize_long_side=[100, 200], tta_scales=[1.0], color_jitter=[], unrelated=3)
+    settings = PriorsSettings.from_namespace(namespace)
+    assert settings.resize_long_side == (100, 200) and settings.color_jitter is None
+    del namespace["lr"]
+    with pytest.raises(KeyError, match="lr"):
+        PriorsSettings.from_namespace(namespace)
+
+
+def test_unknown_method_parameter_is_named(tiny):
+    _, settings = tiny
+    with pytest.raises(KeyError, match="method 'puzzle'"):
+        settings.classifier("puzzle", {"reconstruction_weight": 4})
+
+
+def test_methods_needing_the_ordinary_classifier_refuse_to_train_without_it(tiny):
+    ctx, settings = tiny
+    with pytest.raises(ValueError, match="needs the ordinary classifier"):
+        train_classifier(ctx, settings.classifier("poc"), progress=False)
+
+
+def test_pnoc_run_binds_the_ordinary_classifier_records_and_reloads(tiny):
+    ctx, settings = tiny
+    ordinary = train_classifier(ctx, settings.ordinary(), progress=False)
+    run = run_priors(ctx, settings, "pnoc", label_smoothing=0.1, seed=0, notebook="05_p_noc", progress=False)
+    assert run.label == "P-NOC+LS" and run.sweep.num_images == 8
+    cfg = with_ordinary(settings.classifier("pnoc", {"label_smoothing": 0.1}), ordinary)
+    assert run.classifier.config()["config"]["ordinary_key"] == ordinary.stage.key
+    # the OC's key is part of the hash: another OC means another P-NOC stage
+    assert with_ordinary(cfg, replace(ordinary, stage=replace(ordinary.stage, key="other"))).hashed() != cfg.hashed()
+    # P-NOC trained the OC copy inside the method; the stored ordinary classifier itself is untouched
+    trained = load_classifier(ctx, cfg)
+    stored_oc = ordinary.method.state_dict()
+    moved = [k for k, v in trained.method.ordinary.state_dict().items()
+             if not torch.equal(v, stored_oc["model." + k])]
+    assert moved, "P-NOC did not update its ordinary classifier"
+    # notebook 06 finds the run through its record, with the same sweep
+    again = load_priors_runs(ctx, labels=["P-NOC+LS"])
+    assert [r.label for r in again] == ["P-NOC+LS"]
+    np.testing.assert_array_equal(again[0].sweep.confusion[3].counts, run.sweep.confusion[3].counts)
+    assert runs_table(again).loc[0, "TTA mIoU (%)"] == pytest.approx(100 * run.sweep.best.miou)
+
+
+def test_a_wrong_ordinary_classifier_is_refused(tiny):
+    ctx, settings = tiny
+    ordinary = train_classifier(ctx, settings.ordinary(), progress=False)
+    cfg = with_ordinary(settings.classifier("occse"), ordinary)
+    vanilla = train_classifier(ctx, settings.classifier("cam"), progress=False)
+    with pytest.raises(ValueError, match="configured with ordinary classifier"):
+        train_classifier(ctx, cfg, progress=False, ordinary=vanilla)
+
+
+def test_method_labels():
+    assert method_label("puzzle", 0.0) == "P" and method_label("poc", 0.1) == "P-OC+LS"

@@ -1,0 +1,209 @@
+"""One "priors run" of notebooks 01-05: train a method, infer its TTA CAMs, sweep the threshold, record it.
+
+``PriorsSettings`` holds the parameters the priors notebooks share (one field per notebook parameter of the
+same name, read from the notebook's namespace by :meth:`PriorsSettings.from_namespace`). ``run_priors``
+chains the stages of :mod:`wsss_lib.stages.classifier` and writes a small JSON record under
+``<work_dir>/runs/priors/`` naming the stages it used; notebook 06 gathers the records with
+:func:`load_priors_runs` instead of guessing which runs exist. A record is overwritten by the next run of
+the same label and seed, so it always points to the latest configuration a notebook ran.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from wsss_lib.artifacts import StageDir
+from wsss_lib.config import from_dict
+from wsss_lib.data import DatasetConfig
+from wsss_lib.data.transforms import AugmentConfig
+from wsss_lib.evaluation.quick import QuickEvalConfig
+from wsss_lib.evaluation.sweep import SweepResult
+from wsss_lib.inference.tta import TTAConfig
+from wsss_lib.io import atomic_write_json
+from wsss_lib.methods.registry import method_config
+from wsss_lib.models.backbone import BackboneConfig
+from wsss_lib.reporting.context import RunContext
+from wsss_lib.stages.classifier import (ClassifierStageConfig, TrainedClassifier, infer_cams_stage, load_sweep,
+                                        sweep_stage_dir, train_classifier, with_ordinary)
+from wsss_lib.train.optim import OptimConfig
+from wsss_lib.train.trainer import TrainConfig
+
+__all__ = ["PriorsSettings", "PriorsRun", "method_label", "run_priors", "load_priors_runs", "runs_table", "as_list"]
+
+METHOD_LABELS = {"cam": "CAM", "puzzle": "P", "occse": "OC-CSE", "poc": "P-OC", "pnoc": "P-NOC"}
+"""Display names used in the paper's tables (P = Puzzle-CAM)."""
+
+
+def method_label(method: str, label_smoothing: float) -> str:
+    """``"P-NOC+LS"`` style label of a method and its label smoothing."""
+    return METHOD_LABELS.get(method, method) + ("+LS" if label_smoothing else "")
+
+
+def as_list(value: Any) -> list:
+    """A notebook parameter that may be one value or a list of values (``label_smoothing``, ``seeds``)."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+@dataclass(frozen=True)
+class PriorsSettings:
+    """Parameters shared by the priors notebooks (01-05); the notebooks' parameter cells document them."""
+
+    dataset: str = "synthetic"
+    data_root: str = ""
+    train_split: str = "train_aug"
+    eval_split: str = "train"
+    backbone: str = "tf_efficientnet_lite0"
+    weights: str = "offline-lite0"
+    output_stride: int = 16
+    epochs: int = 2
+    batch_size: int = 16
+    accumulate_steps: int = 1
+    lr: float = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 1e-4
+    crop_size: int = 128
+    resize_long_side: tuple[int, int] = (128, 160)
+    color_jitter: tuple[float, ...] | None = (0.3, 0.3, 0.3, 0.1)
+    ordinary_label_smoothing: float = 0.1
+    ordinary_seed: int = 0
+    device: str = "auto"
+    amp: str = "fp16"
+    num_workers: int = 2
+    quick_eval_size: int = 128
+    quick_eval_max_images: int = 0
+    tta_scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any]) -> "PriorsSettings":
+        """Pick this dataclass's fields from a notebook's globals (every field must be a parameter there)."""
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in namespace]
+        if missing:
+            raise KeyError(f"the notebook's parameter cell lacks {missing}")
+        values = {n: namespace[n] for n in names}
+        for key in ("resize_long_side", "tta_scales"):
+            values[key] = tuple(values[key])
+        values["color_jitter"] = tuple(values["color_jitter"]) if values["color_jitter"] else None
+        return from_dict(cls, values, where="priors notebook parameters")
+
+    @property
+    def data(self) -> DatasetConfig:
+        return DatasetConfig(name=self.dataset, data_root=self.data_root)
+
+    @property
+    def tta(self) -> TTAConfig:
+        return TTAConfig(scales=self.tta_scales)
+
+    def classifier(self, method: str = "cam", method_params: Mapping[str, Any] | None = None, seed: int = 0,
+                   randaugment: bool = False) -> ClassifierStageConfig:
+        """The stage config of ``method`` trained with these settings (``method_params`` checked by name)."""
+        method_config(method, dict(method_params or {}))  # unknown keys fail here, naming the method
+        return ClassifierStageConfig(
+            dataset=self.data, method=method, method_params=dict(method_params or {}),
+            backbone=BackboneConfig(name=self.backbone, weights=self.weights, output_stride=self.output_stride),
+            augment=AugmentConfig(crop_size=self.crop_size, resize_long_side=self.resize_long_side,
+                                  color_jitter=self.color_jitter, randaugment=randaugment),
+            train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, num_workers=self.num_workers, seed=seed,
+                              device=self.device, amp=self.amp,
+                              eval=QuickEvalConfig(size=self.quick_eval_size, max_images=self.quick_eval_max_images)),
+            optim=OptimConfig(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                              accumulate_steps=self.accumulate_steps),
+            train_split=self.train_split, eval_split=self.eval_split,
+        )
+
+    def ordinary(self) -> ClassifierStageConfig:
+        """The ordinary classifier of OC-CSE / P-OC / P-NOC: vanilla CAM + RandAugment + label smoothing."""
+        return self.classifier("cam", {"label_smoothing": self.ordinary_label_smoothing}, seed=self.ordinary_seed,
+                               randaugment=True)
+
+
+@dataclass(frozen=True)
+class PriorsRun:
+    """A finished priors run: the classifier, its TTA CAMs and their threshold sweep."""
+
+    label: str
+    method: str
+    label_smoothing: float
+    seed: int
+    notebook: str
+    classifier: StageDir
+    cams: StageDir
+    sweep_dir: StageDir
+    history: pd.DataFrame = field(repr=False)
+    sweep: SweepResult = field(repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        best = self.sweep.best
+        return {"method": self.label, "seed": self.seed, "TTA mIoU (%)": 100 * best.miou,
+                "best threshold (oracle)": self.sweep.best_threshold, "FPR (%)": 100 * best.mean_fp,
+                "FNR (%)": 100 * best.mean_fn, "images": self.sweep.num_images}
+
+
+def _record_path(ctx: RunContext, label: str, seed: int) -> Path:
+    return ctx.work_dir / "runs" / "priors" / f"{label.replace('+', '_')}-seed{seed}.json"
+
+
+def run_priors(ctx: RunContext, settings: PriorsSettings, method: str, *, label_smoothing: float = 0.0,
+               seed: int = 0, method_params: Mapping[str, Any] | None = None, notebook: str = "",
+               ordinary: TrainedClassifier | None = None, progress: bool = True) -> PriorsRun:
+    """Train ``method`` (resumed or loaded when its stage exists), infer TTA CAMs of the evaluation split,
+    sweep the background threshold, and record the run for notebook 06.
+
+    ``label_smoothing`` overrides the method config's field of that name; methods trained against the
+    ordinary classifier train (or load) it from ``settings.ordinary()`` unless ``ordinary`` is given.
+    """
+    params = {**dict(method_params or {}), "label_smoothing": float(label_smoothing)}
+    cfg = settings.classifier(method, params, seed=seed)
+    if cfg.needs_ordinary:
+        ordinary = ordinary or train_classifier(ctx, settings.ordinary(), progress=progress)
+        cfg = with_ordinary(cfg, ordinary)
+    trained = train_classifier(ctx, cfg, progress=progress, ordinary=ordinary)
+    cams = infer_cams_stage(ctx, trained, settings.eval_split, settings.tta, progress=progress)
+    sweep_dir = sweep_stage_dir(ctx, cams, settings.data, settings.eval_split, progress=progress)
+    label = method_label(method, label_smoothing)
+    record = {"label": label, "method": method, "label_smoothing": float(label_smoothing), "seed": int(seed),
+              "notebook": notebook, "classifier": trained.stage.path.relative_to(ctx.work_dir).as_posix(),
+              "cams": cams.path.relative_to(ctx.work_dir).as_posix(),
+              "sweep": sweep_dir.path.relative_to(ctx.work_dir).as_posix()}
+    atomic_write_json(_record_path(ctx, label, seed), record)
+    return _load_record(ctx, record)
+
+
+def _stage_dir(ctx: RunContext, relative: str) -> StageDir:
+    path = ctx.work_dir / relative
+    stage, name = Path(relative).parts[0], path.name
+    sd = StageDir(stage=stage, key=name.rsplit("-", 1)[-1], path=path)
+    if not sd.done:
+        raise FileNotFoundError(f"{path}: the stage a priors record points to is missing or unfinished; "
+                                "rerun the notebook that produced it")
+    return sd
+
+
+def _load_record(ctx: RunContext, record: Mapping[str, Any]) -> PriorsRun:
+    classifier, cams, sweep_dir = (_stage_dir(ctx, record[k]) for k in ("classifier", "cams", "sweep"))
+    return PriorsRun(label=record["label"], method=record["method"], label_smoothing=record["label_smoothing"],
+                     seed=record["seed"], notebook=record.get("notebook", ""), classifier=classifier, cams=cams,
+                     sweep_dir=sweep_dir, history=classifier.read_frame("history.csv"), sweep=load_sweep(sweep_dir))
+
+
+def load_priors_runs(ctx: RunContext, labels: Sequence[str] | None = None) -> list[PriorsRun]:
+    """Every recorded priors run of this profile (optionally only ``labels``), ordered by label then seed."""
+    folder = ctx.work_dir / "runs" / "priors"
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    if labels is not None:
+        records = [r for r in records if r["label"] in labels]
+    runs = [_load_record(ctx, r) for r in records]
+    order = {label: i for i, label in enumerate(labels or [])}
+    return sorted(runs, key=lambda r: (order.get(r.label, len(order)), r.label, r.seed))
+
+
+def runs_table(runs: Sequence[PriorsRun]) -> pd.DataFrame:
+    """One row per run: its TTA mIoU at the oracle threshold, FPR, FNR and where it came from."""
+    return pd.DataFrame([{**r.summary(), "notebook": r.notebook, "classifier stage": r.classifier.path.name}
+                         for r in runs])
+
