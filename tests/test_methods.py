@@ -198,3 +198,15 @@ def test_short_training_lowers_the_loss(name, tiny_benchmark, tmp_path):
     phase = method.phases[0]
     total = result.history[[c for c in result.history.columns if c.startswith(f"{phase}/")]].sum(axis=1)
     assert total.iloc[-1] < total.iloc[0], total.tolist()
+
+
+def test_pnoc_ordinary_lr_multiplier_scales_only_the_ordinary_groups():
+    base = PNOC(create_cam_classifier(BACKBONE, 3), _ordinary(), PNOCConfig())
+    slow = PNOC(create_cam_classifier(BACKBONE, 3), _ordinary(),
+                PNOCConfig(adversarial=AdversarialConfig(lr_multiplier=0.1)))
+    for phase, factor in (("generator", 1.0), ("ordinary", 0.1)):
+        a, b = base.param_groups(phase, 0.1, 1e-4), slow.param_groups(phase, 0.1, 1e-4)
+        assert [g["lr_mult"] * factor for g in a] == pytest.approx([g["lr_mult"] for g in b])
+        assert [g["lr"] * factor for g in a] == pytest.approx([g["lr"] for g in b])
+    with pytest.raises(ValueError, match="lr_multiplier"):
+        PNOC(create_cam_classifier(BACKBONE, 3), _ordinary(), PNOCConfig(adversarial=AdversarialConfig(lr_multiplier=0)))

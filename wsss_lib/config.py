@@ -83,15 +83,20 @@ def available_profiles() -> list[str]:
 
 
 def load_profile(profile: str) -> dict[str, Any]:
-    """The profile's YAML: ``{"description", "common": {...}, "notebooks": {"NN_name": {...}}}``."""
+    """The profile's YAML: ``{"description", "common": {...}, "notebooks": {"NN_name": {...}}}``.
+
+    An optional top-level ``templates`` block holds YAML anchors that notebook blocks merge (``<<: *name``),
+    so settings shared by several notebooks (the priors recipe of 01-05) are written once; it is dropped here.
+    """
     path = profile_path(profile)
     if not path.is_file():
         raise FileNotFoundError(f"profile {profile!r} not found at {path}; available: {available_profiles()}")
     data = yaml.safe_load(path.read_text()) or {}
-    allowed = {"description", "common", "notebooks"}
+    allowed = {"description", "common", "notebooks", "templates"}
     extra = set(data) - allowed
     if extra:
         raise KeyError(f"{path}: unknown top-level key(s) {sorted(extra)}; expected {sorted(allowed)}")
+    data.pop("templates", None)
     data.setdefault("common", {})
     data.setdefault("notebooks", {})
     data["notebooks"] = {str(k): (v or {}) for k, v in data["notebooks"].items()}

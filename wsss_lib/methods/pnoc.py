@@ -47,6 +47,11 @@ class AdversarialConfig:
     """k: the ordinary classifier is updated every k optimizer steps."""
     ordinary_gets_cse_gradient: bool = True
     """Official behaviour (see the module docstring); False = the OC update uses its own loss only."""
+    lr_multiplier: float = 1.0
+    """The OC optimizer's learning rate relative to the generator's, every parameter group scaled (official
+    ``--lr_alpha_oc``, 1 in every runner). The smoke profile lowers it: with the small EfficientNet-lite0 OC
+    (frozen batch norm, head at 10x lr) and the cooperative CSE gradient, lr 0.1 diverges on CPU within ~30 steps
+    (official fp16 runs skip overflowing steps through the GradScaler; CPU float32 has no such guard)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class PNOC(Method):
         super().__init__()
         if cfg.adversarial.update_interval < 1:
             raise ValueError(f"update_interval must be >= 1, got {cfg.adversarial.update_interval}")
+        if cfg.adversarial.lr_multiplier <= 0:
+            raise ValueError(f"lr_multiplier must be > 0, got {cfg.adversarial.lr_multiplier}")
         self.generator = generator
         self.ordinary = ordinary  # frozen batch norm; its other parameters train in the "ordinary" phase
         self.cfg = cfg
@@ -73,8 +80,11 @@ class PNOC(Method):
         self.ordinary.train()  # batch norm stays frozen (FrozenBatchNorm ignores the mode)
 
     def param_groups(self, phase: str, lr: float, weight_decay: float) -> list[dict]:
-        model = self.generator if phase == "generator" else self.ordinary
-        return param_groups(model, model.new_modules(), lr, weight_decay)
+        if phase == "generator":
+            return param_groups(self.generator, self.generator.new_modules(), lr, weight_decay)
+        groups = param_groups(self.ordinary, self.ordinary.new_modules(), lr, weight_decay)
+        scale = self.cfg.adversarial.lr_multiplier
+        return [{**group, "lr": group["lr"] * scale, "lr_mult": group["lr_mult"] * scale} for group in groups]
 
     def should_step(self, phase: str, info: StepInfo) -> bool:
         return phase == "generator" or info.step % self.cfg.adversarial.update_interval == 0

@@ -25,12 +25,16 @@ def history_table(history: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def sweep_curve_figure(results: dict[str, SweepResult], title: str = "") -> plt.Figure:
-    """mIoU, mean false-positive and false-negative ratio against the background threshold (Figure 6)."""
+def sweep_curve_figure(results: dict[str, SweepResult | pd.DataFrame], title: str = "") -> plt.Figure:
+    """mIoU, mean false-positive and false-negative ratio against the background threshold (Figure 6).
+
+    Each value is a :class:`SweepResult` or a table with ``threshold, miou, fp, fn`` columns (fractions).
+    """
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharex=True)
     for label, result in results.items():
+        table = result.table if isinstance(result, SweepResult) else result
         for ax, column, name in zip(axes, ("miou", "fp", "fn"), ("mIoU (%)", "FPR (%)", "FNR (%)")):
-            ax.plot(result.table["threshold"], 100 * result.table[column], marker="o", ms=3, label=label)
+            ax.plot(table["threshold"], 100 * table[column], marker="o", ms=3, label=label)
             ax.set_ylabel(name)
             ax.set_xlabel("background threshold")
     axes[0].legend(fontsize=8)

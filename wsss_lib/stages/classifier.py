@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from wsss_lib.artifacts import StageDir
-from wsss_lib.config import to_dict
+from wsss_lib.config import from_dict, to_dict
 from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.data.transforms import AugmentConfig, build_train_transform
 from wsss_lib.evaluation.confusion import ConfusionMatrix
@@ -29,7 +29,7 @@ from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, fit, resolve_device
 
 __all__ = ["ClassifierStageConfig", "TrainedClassifier", "ORDINARY_METHODS", "with_ordinary", "train_classifier",
-           "load_classifier", "infer_cams_stage", "sweep_stage", "sweep_stage_dir", "load_sweep"]
+           "load_classifier", "load_classifier_stage", "infer_cams_stage", "sweep_stage", "sweep_stage_dir", "load_sweep"]
 
 ORDINARY_METHODS = ("occse", "poc", "pnoc")
 """Methods trained against the ordinary classifier (notebook 01's RandAugment + LS classifier)."""
@@ -132,6 +132,18 @@ def load_classifier(ctx: RunContext, cfg: ClassifierStageConfig) -> TrainedClass
     """A finished classifier (raises ``StageNotFoundError`` naming the stage if it was never trained)."""
     sd = ctx.store.require("classifier", cfg.hashed(), name=cfg.run_name,
                            hint="Train it first (notebook 01 trains the CAM and the RandAugment+LS classifiers).")
+    eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=False)
+    method = _build(cfg, eval_set.num_classes - 1, None, for_loading=True)
+    method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
+    return TrainedClassifier(cfg, sd, method, sd.read_frame("history.csv"))
+
+
+def load_classifier_stage(ctx: RunContext, sd: StageDir) -> TrainedClassifier:
+    """The finished classifier stored in ``sd``, rebuilt from its ``config.json`` (device and evaluation
+    settings, which are not part of the key, take their defaults)."""
+    if not sd.done:
+        raise FileNotFoundError(f"{sd.path}: classifier stage is unfinished; rerun the notebook that trains it")
+    cfg = from_dict(ClassifierStageConfig, sd.config()["config"], where=str(sd.file("config.json")))
     eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=False)
     method = _build(cfg, eval_set.num_classes - 1, None, for_loading=True)
     method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))

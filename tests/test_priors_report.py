@@ -1,0 +1,63 @@
+"""Notebook 06's aggregation: means over seeds, the literature layout, per-class IoU, group/sweep agreement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wsss_lib.artifacts import StageDir
+from wsss_lib.data.stats import PROPERTY_COLUMNS
+from wsss_lib.evaluation.confusion import ConfusionMatrix
+from wsss_lib.evaluation.sweep import SweepResult
+from wsss_lib.reporting import priors_report
+from wsss_lib.stages.priors import PriorsRun
+
+NAMES = ("background", "cat", "dog")
+
+
+def _run(label: str, seed: int, diag: list[int], quick: list[float]) -> PriorsRun:
+    """A run whose sweep has two thresholds: a perfect-on-diagonal matrix and a worse one."""
+    good = ConfusionMatrix(3).add_counts(np.diag(diag).astype(np.int64))
+    bad = ConfusionMatrix(3).add_counts(np.full((3, 3), 5, dtype=np.int64))
+    sweep = SweepResult.from_confusion([0.2, 0.4], [bad, good], NAMES, num_images=2)
+    sd = StageDir("x", "k", Path("/nonexistent"))
+    history = pd.DataFrame({"epoch": [1, 2], "loss": [1.0, 0.5], "quick_miou": quick})
+    return PriorsRun(label=label, method="cam", label_smoothing=0.0, seed=seed, notebook="t", classifier=sd, cams=sd,
+                     sweep_dir=sd, history=history, sweep=sweep)
+
+
+def test_epoch_table_averages_seeds():
+    runs = [_run("CAM", 0, [1, 1, 1], [0.2, 0.4]), _run("CAM", 1, [1, 1, 1], [0.4, 0.6]), _run("P", 0, [1, 1, 1], [0.1, 0.1])]
+    table = priors_report.epoch_table(runs).set_index("method")
+    assert table.loc["CAM", "seeds"] == 2 and table.loc["P", "seeds"] == 1
+    assert table.loc["CAM", ["E1", "E2"]].tolist() == pytest.approx([30.0, 50.0])
+    assert table.loc["CAM", "TTA"] == pytest.approx(100.0) and table.loc["CAM", "TTA std"] == 0.0
+
+
+def test_class_iou_is_taken_at_each_runs_best_threshold_and_matches_the_group_overall():
+    a = _run("CAM", 0, [8, 2, 2], [0.2, 0.3])
+    bad_only = ConfusionMatrix(3).add_counts(np.array([[6, 2, 0], [0, 1, 1], [0, 0, 2]], dtype=np.int64))
+    b = PriorsRun(**{**a.__dict__, "seed": 1, "sweep": SweepResult.from_confusion([0.3], [bad_only], NAMES, 2)})
+    iou = priors_report.class_iou_frame([a, b]).set_index("class")
+    # seed 0 best = the diagonal matrix (IoU 1); seed 1: background 6/(6+2), cat 1/(1+2+1), dog 2/(2+1)
+    assert iou["CAM"].tolist() == pytest.approx([100 * (1 + 6 / 8) / 2, 100 * (1 + 1 / 4) / 2, 100 * (1 + 2 / 3) / 2])
+    per_class = pd.DataFrame({"class": list(NAMES), **{c: [np.nan, 1.0, 2.0] for c in PROPERTY_COLUMNS}})
+    groups, corr = priors_report.class_group_tables(per_class, {"Group": {"pets": ("cat", "dog")}}, iou.reset_index())
+    overall = groups.set_index("family").loc["Overall", "CAM"]
+    assert overall == pytest.approx(np.mean([100 * a.sweep.best.miou, 100 * b.sweep.best.miou]))
+
+
+def test_mean_sweep_tables_average_the_curves():
+    runs = [_run("CAM", 0, [1, 1, 1], [0.2, 0.3]), _run("CAM", 1, [1, 1, 1], [0.2, 0.3])]
+    curves = priors_report.mean_sweep_tables(runs)["CAM"]
+    assert curves["threshold"].tolist() == [0.2, 0.4] and curves["miou"].iloc[1] == pytest.approx(1.0)
+
+
+def test_literature_epoch_table_layout():
+    table = priors_report.literature_epoch_table("ResNeSt-269").set_index("method")
+    assert list(table.index) == ["CAM", "P", "P-OC", "P-OC+LS", "P-NOC", "P-NOC+LS"]
+    assert [c for c in table.columns if c.startswith("E")] == [f"E{i}" for i in range(1, 16)]
+    assert table.loc["P-NOC+LS", "TTA"] == 63.6 and table["source"].str.contains("Table 2").all()

@@ -1,0 +1,176 @@
+"""Notebook 06's tables and figures: the priors methods side by side (Tables 2 and 3, Figures 1, 2 and 6).
+
+Every function takes :class:`wsss_lib.stages.priors.PriorsRun` objects (what notebooks 01-05 recorded) and
+averages over the seeds of a method; literature values are separate frames, never merged into ours.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from wsss_lib.data.stats import group_statistics, property_correlations
+from wsss_lib.inference.cam_io import cam_path, load_cam
+from wsss_lib.methods.erasing import class_maps, soft_erasure_mask
+from wsss_lib.models.cam import CAMClassifier
+from wsss_lib.reporting.figures import colorize_mask
+from wsss_lib.reporting.literature import load_literature
+from wsss_lib.stages.priors import PriorsRun
+
+__all__ = ["group_runs", "epoch_table", "literature_epoch_table", "class_iou_frame", "class_group_tables",
+           "mean_sweep_tables", "priors_grid_figure", "erasure_view_figure"]
+
+
+def group_runs(runs: Sequence[PriorsRun]) -> dict[str, list[PriorsRun]]:
+    """Runs by method label, in the order they first appear."""
+    out: dict[str, list[PriorsRun]] = {}
+    for run in runs:
+        out.setdefault(run.label, []).append(run)
+    return out
+
+
+def epoch_table(runs: Sequence[PriorsRun]) -> pd.DataFrame:
+    """Table 2 layout: quick (no-TTA) mIoU (%) after each epoch and the TTA mIoU, mean over seeds.
+
+    ``seeds`` counts the runs averaged; ``TTA std`` is their standard deviation (0 with one seed).
+    """
+    rows = []
+    for label, group in group_runs(runs).items():
+        epochs = pd.concat([r.history.set_index("epoch")["quick_miou"] for r in group], axis=1).mean(axis=1)
+        tta = np.array([100 * r.sweep.best.miou for r in group])
+        row = {"method": label, "seeds": len(group)}
+        row.update({f"E{int(e)}": 100 * v for e, v in epochs.items()})
+        row.update({"TTA": tta.mean(), "TTA std": tta.std(ddof=1) if len(tta) > 1 else 0.0})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def literature_epoch_table(backbone: str = "ResNeSt-269") -> pd.DataFrame:
+    """The paper's Table 2 for one backbone (literature, VOC 2012 train, mean of 3 runs), in our layout."""
+    lit = load_literature("pnoc_table2_epochs")
+    lit = lit[lit["backbone"] == backbone]
+    wide = lit.pivot_table(index="strategy", columns="epoch", values="miou", sort=False)
+    columns = sorted((c for c in wide.columns if c != "TTA"), key=int)
+    wide = wide[columns + ["TTA"]].rename(columns={c: f"E{c}" for c in columns})
+    wide.insert(0, "source", lit.groupby("strategy", sort=False)["source"].first())
+    return wide.reset_index().rename(columns={"strategy": "method"})
+
+
+def class_iou_frame(runs: Sequence[PriorsRun]) -> pd.DataFrame:
+    """Per-class IoU (%) of every method at its own oracle threshold, mean over seeds: ``class, <label>...``."""
+    columns = {}
+    names = None
+    for label, group in group_runs(runs).items():
+        ious = np.stack([r.sweep.best.iou for r in group])
+        columns[label] = 100 * ious.mean(axis=0)
+        names = group[0].sweep.class_names
+    frame = pd.DataFrame(columns)
+    frame.insert(0, "class", list(names or []))
+    return frame
+
+
+def class_group_tables(per_class: pd.DataFrame, groups, iou: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 3: ``(per-class properties + IoU, class-group table)`` and the correlation rows rho (x100).
+
+    Returns ``(groups_table, correlations)``; the group table's ``Overall`` row gives each method's mIoU
+    (background included) and the ``Background`` row its background IoU.
+    """
+    return group_statistics(per_class, groups, values=iou), property_correlations(per_class, iou)
+
+
+def mean_sweep_tables(runs: Sequence[PriorsRun]) -> dict[str, pd.DataFrame]:
+    """Threshold curves (``threshold, miou, fp, fn``) per method, mean over its seeds (Figure 6)."""
+    out = {}
+    for label, group in group_runs(runs).items():
+        tables = [r.sweep.table.set_index("threshold")[["miou", "fp", "fn"]] for r in group]
+        out[label] = (sum(tables) / len(tables)).reset_index()
+    return out
+
+
+def _heat(record, shape: tuple[int, int]) -> np.ndarray:
+    return record.hr_cam.max(axis=0) if record.keys.size else np.zeros(shape, np.float32)
+
+
+def priors_grid_figure(dataset, runs: dict[str, PriorsRun], ids: Sequence[str]) -> plt.Figure:
+    """Figures 1/2: image, ground truth, then each method's TTA CAM (max over the image's classes)."""
+    columns = ["image", "ground truth", *runs]
+    fig, axes = plt.subplots(len(ids), len(columns), figsize=(2.2 * len(columns), 2.2 * len(ids)), squeeze=False)
+    for row, image_id in enumerate(ids):
+        image, mask = dataset.load_pair(image_id)
+        for col, name in enumerate(columns):
+            ax = axes[row, col]
+            ax.axis("off")
+            if name == "image":
+                ax.imshow(image)
+            elif name == "ground truth":
+                ax.imshow(colorize_mask(mask), interpolation="nearest")
+            else:
+                ax.imshow(image)
+                ax.imshow(_heat(load_cam(cam_path(runs[name].cams.file("npz"), image_id)), mask.shape),
+                          cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            if row == 0:
+                ax.set_title(name, fontsize=8)
+        axes[row, 0].text(2, 12, image_id, color="white", fontsize=6, backgroundcolor="black")
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def erasure_view_figure(dataset, generator: CAMClassifier, ordinary: CAMClassifier,
+                        normalization: tuple[Sequence[float], Sequence[float]], ids: Sequence[str],
+                        size: int = 256, title: str = "") -> plt.Figure:
+    """Figure 2: what the ordinary classifier sees. Per image: the generator's CAM of one present class r
+    (the image's first label), the soft erasure mask M_r (normalised per image), the erased image
+    x * (1 - M_r), and the ordinary classifier's CAMs on it for the remaining classes, with its probability
+    of r before and after erasing (what OC-CSE trains the generator to lower)."""
+    generator.eval()
+    ordinary.eval()
+    device = next(generator.parameters()).device
+    mean = torch.tensor(normalization[0], device=device).view(1, 3, 1, 1)
+    std = torch.tensor(normalization[1], device=device).view(1, 3, 1, 1)
+    columns = ["image", "generator CAM of r", "soft mask M_r", "erased image", "OC CAM (other classes)"]
+    fig, axes = plt.subplots(len(ids), len(columns), figsize=(2.3 * len(columns), 2.3 * len(ids)), squeeze=False)
+    names = dataset.class_names
+    for row, image_id in enumerate(ids):
+        image = dataset.load_image(image_id)
+        x = torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1)[None].float() / 255.0
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        present = torch.from_numpy(dataset.label_of(image_id)).to(device)
+        r = int(torch.nonzero(present)[0])
+        cams = generator((x - mean) / std).cams
+        mask = soft_erasure_mask(class_maps(cams, torch.tensor([r], device=device)), x.shape[-2:], per_image=True)
+        erased = x * (1 - mask)
+        before = torch.sigmoid(ordinary((x - mean) / std).logits)[0, r]
+        out = ordinary((erased - mean) / std)
+        after = torch.sigmoid(out.logits)[0, r]
+        others = [c for c in torch.nonzero(present).flatten().tolist() if c != r]
+        oc_heat = (F.interpolate(F.relu(out.cams[:, others]), size=x.shape[-2:], mode="bilinear").amax(dim=1)[0]
+                   if others else torch.zeros(x.shape[-2:], device=device))
+        oc_heat = oc_heat / (oc_heat.max() + 1e-5)
+        gen_heat = F.interpolate(F.relu(cams[:, [r]]), size=x.shape[-2:], mode="bilinear")[0, 0]
+        gen_heat = gen_heat / (gen_heat.max() + 1e-5)
+        rgb = x[0].permute(1, 2, 0).cpu().numpy()
+        panels = [(rgb, None), (rgb, gen_heat), (mask[0, 0].cpu().numpy(), "gray"),
+                  (erased[0].permute(1, 2, 0).cpu().numpy(), None), (erased[0].permute(1, 2, 0).cpu().numpy(), oc_heat)]
+        for col, (base, extra) in enumerate(panels):
+            ax = axes[row, col]
+            ax.axis("off")
+            if isinstance(extra, str):
+                ax.imshow(base, cmap=extra, vmin=0, vmax=1)
+            else:
+                ax.imshow(np.clip(base, 0, 1))
+                if extra is not None:
+                    ax.imshow(extra.cpu().numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            if row == 0:
+                ax.set_title(columns[col], fontsize=8)
+        axes[row, 0].text(2, 14, f"{image_id}: r = {names[r + 1]}", color="white", fontsize=6, backgroundcolor="black")
+        axes[row, 3].text(2, 14, f"OC p(r): {before:.2f} -> {after:.2f}", color="white", fontsize=6,
+                          backgroundcolor="black")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
