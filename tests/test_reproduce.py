@@ -88,6 +88,8 @@ def test_every_profile_matches_the_notebooks(profile_name):
 
 def test_smoke_profile_equals_notebook_defaults():
     """The smoke profile must not change a notebook's defaults (JupyterLab, nbval and make agree)."""
+    import ast
+
     import papermill as pm
 
     from wsss_lib.config import load_profile
@@ -97,4 +99,4 @@ def test_smoke_profile_equals_notebook_defaults():
     for nb in discover_notebooks(repo_root() / "notebooks"):
         declared = pm.inspect_notebook(str(nb))
         for key, value in {**profile["common"], **profile["notebooks"].get(nb.stem, {})}.items():
-            assert repr(value) == declared[key]["default"] or str(value) == declared[key]["default"].strip('"'), (nb.name, key)
+            assert value == ast.literal_eval(declared[key]["default"]), (nb.name, key)
