@@ -78,3 +78,13 @@ def write_tiny_coco(root: Path) -> Path:
     cats = [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}, {"id": 18, "name": "dog"}]
     (root / "annotations" / "instances_train2014.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory) -> Path:
+    """A 64-px synthetic benchmark (train 8, train_aug 16, val 4), generated once per test session (read-only)."""
+    from wsss_lib.data.synthetic import SyntheticConfig, generate
+
+    root = tmp_path_factory.mktemp("tiny_synthetic") / "data"
+    generate(SyntheticConfig(image_size=64, n_train=8, n_train_aug_extra=8, n_val=4), root, workers=1, progress=False)
+    return root

@@ -8,19 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from wsss_lib.data.synthetic import SyntheticConfig, generate
 from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import load_classifier, train_classifier, with_ordinary
 from wsss_lib.stages.priors import PriorsSettings, load_priors_runs, method_label, run_priors, runs_table
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_synthetic):
     root = tmp_path_factory.mktemp("priors")
-    generate(SyntheticConfig(image_size=64, n_train=8, n_train_aug_extra=8, n_val=4), root / "data", workers=1,
-             progress=False)
     ctx = RunContext.create("unit", str(root / "work"), str(root / "reports"))
-    settings = PriorsSettings(data_root=str(root / "data"), epochs=1, batch_size=4, crop_size=64,
+    settings = PriorsSettings(data_root=str(tiny_synthetic), epochs=1, batch_size=4, crop_size=64,
                               resize_long_side=(48, 64), num_workers=0, device="cpu", quick_eval_size=64,
                               tta_scales=(1.0,))
     return ctx, settings

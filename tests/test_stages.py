@@ -7,7 +7,6 @@ import torch
 
 from wsss_lib.artifacts import StageNotFoundError
 from wsss_lib.data import DatasetConfig
-from wsss_lib.data.synthetic import SyntheticConfig, generate
 from wsss_lib.data.transforms import AugmentConfig
 from wsss_lib.evaluation.quick import QuickEvalConfig
 from wsss_lib.inference.tta import TTAConfig
@@ -19,13 +18,11 @@ from wsss_lib.train import OptimConfig, TrainConfig
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_synthetic):
     root = tmp_path_factory.mktemp("tiny")
-    generate(SyntheticConfig(image_size=64, n_train=8, n_train_aug_extra=8, n_val=4), root / "data", workers=1,
-             progress=False)
     ctx = RunContext.create("unit", str(root / "work"), str(root / "reports"))
     cfg = ClassifierStageConfig(
-        dataset=DatasetConfig(name="synthetic", data_root=str(root / "data")),
+        dataset=DatasetConfig(name="synthetic", data_root=str(tiny_synthetic)),
         backbone=BackboneConfig(weights="offline-lite0"), augment=AugmentConfig(crop_size=64, resize_long_side=(48, 64)),
         train=TrainConfig(epochs=1, batch_size=4, num_workers=0, device="cpu", eval=QuickEvalConfig(size=64)),
         optim=OptimConfig(lr=0.01))
