@@ -68,7 +68,7 @@ def benchmark(cfg: BenchConfig) -> dict:
     amp = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.amp] if cuda else None
     torch.manual_seed(0)
     method = build_method(cfg.method, method_config(cfg.method), BackboneConfig(name=cfg.backbone), cfg.num_classes,
-                          bench=True).to(device)
+                          untrained_ordinary=True).to(device)
     if cfg.channels_last:
         method = method.to(memory_format=torch.channels_last)
     optimizers = {p: build_optimizer(method.param_groups(p, 0.01, 1e-4), OptimConfig(lr=0.01), 10_000)

@@ -30,8 +30,8 @@ def _with_ordinary(cls: type) -> Callable[..., Method]:
     """Builder of a method that needs the ordinary classifier's weights (``ordinary_state``)."""
 
     def build(cfg, backbone: BackboneConfig, num_classes: int, ordinary_state: dict | None = None,
-              bench: bool = False, **_: Any) -> Method:
-        if ordinary_state is None and not bench:
+              untrained_ordinary: bool = False, **_: Any) -> Method:
+        if ordinary_state is None and not untrained_ordinary:
             raise ValueError(f"{cls.__name__} needs ordinary_state: the weights of the RandAugment + LS classifier "
                              "(notebook 01's ordinary classifier, see wsss_lib.stages.classifier.load_classifier)")
         ordinary = build_ordinary_classifier(backbone, num_classes, ordinary_state)
@@ -61,7 +61,8 @@ def method_config(name: str, params: dict[str, Any] | None = None):
 def build_method(name: str, cfg, backbone: BackboneConfig, num_classes: int, **extra: Any) -> Method:
     """Instantiate method ``name`` with its config, backbone and class count.
 
-    ``extra`` carries method-specific inputs (e.g. the ordinary classifier's checkpoint); ``bench=True``
-    asks for randomly initialised auxiliary networks, for throughput measurements only.
+    ``extra`` carries method-specific inputs: ``ordinary_state`` (the ordinary classifier's weights) for OC-CSE,
+    P-OC and P-NOC, or ``untrained_ordinary=True`` to build their ordinary classifier without those weights,
+    for throughput measurements or when the whole method's saved state is loaded right after.
     """
     return _specs()[name][1](cfg, backbone, num_classes, **extra)

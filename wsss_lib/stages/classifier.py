@@ -87,22 +87,29 @@ def with_ordinary(cfg: ClassifierStageConfig, ordinary: "TrainedClassifier") -> 
     return replace(cfg, ordinary_key=ordinary.stage.key)
 
 
-def _build(cfg: ClassifierStageConfig, num_classes: int, ordinary: "TrainedClassifier | None",
-           for_loading: bool) -> Method:
+def _build(cfg: ClassifierStageConfig, num_classes: int, ordinary: "TrainedClassifier | None") -> Method:
+    """The untrained method of ``cfg``, with the ordinary classifier's weights when the method needs them."""
     extra: dict[str, Any] = {}
     if cfg.needs_ordinary:
         if not cfg.ordinary_key:
             raise ValueError(f"method {cfg.method!r} needs the ordinary classifier: bind it with "
                              "with_ordinary(cfg, train_classifier(ctx, ordinary_cfg))")
-        if for_loading:
-            extra["bench"] = True  # the OC's weights are part of the saved method state
-        else:
-            if ordinary is None or ordinary.stage.key != cfg.ordinary_key:
-                got = ordinary.stage.key if ordinary is not None else None
-                raise ValueError(f"method {cfg.method!r} was configured with ordinary classifier {cfg.ordinary_key}, "
-                                 f"got {got}; pass the same TrainedClassifier to train_classifier(..., ordinary=...)")
-            extra["ordinary_state"] = ordinary.method.state_dict()
+        if ordinary is None or ordinary.stage.key != cfg.ordinary_key:
+            got = ordinary.stage.key if ordinary is not None else None
+            raise ValueError(f"method {cfg.method!r} was configured with ordinary classifier {cfg.ordinary_key}, "
+                             f"got {got}; pass the same TrainedClassifier to train_classifier(..., ordinary=...)")
+        extra["ordinary_state"] = ordinary.method.state_dict()
     return build_method(cfg.method, method_config(cfg.method, cfg.method_params), cfg.backbone, num_classes, **extra)
+
+
+def _load_finished(ctx: RunContext, cfg: ClassifierStageConfig, sd: StageDir) -> TrainedClassifier:
+    """The trained method saved in ``sd``: built without pretrained weights (``model.pt`` holds every weight,
+    the ordinary classifier's included, and is loaded strictly), so loading needs no hub or offline weights."""
+    eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=False)
+    method = build_method(cfg.method, method_config(cfg.method, cfg.method_params), replace(cfg.backbone, weights="none"),
+                          eval_set.num_classes - 1, untrained_ordinary=cfg.needs_ordinary)
+    method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
+    return TrainedClassifier(cfg, sd, method, sd.read_frame("history.csv"))
 
 
 def train_classifier(ctx: RunContext, cfg: ClassifierStageConfig, progress: bool = True,
@@ -113,18 +120,17 @@ def train_classifier(ctx: RunContext, cfg: ClassifierStageConfig, progress: bool
     ``cfg`` was bound to with :func:`with_ordinary`.
     """
     sd = ctx.store.stage("classifier", cfg.hashed(), name=cfg.run_name)
+    if sd.done:
+        return _load_finished(ctx, cfg, sd)
     eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=progress)
-    method = _build(cfg, eval_set.num_classes - 1, ordinary, for_loading=sd.done)
-    if not sd.done:
-        mean, std = method.normalization
-        train_set = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
-                                 transform=build_train_transform(cfg.augment, mean, std))
-        result = fit(method, train_set, eval_set, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-        with atomic_path(sd.file("model.pt")) as tmp:
-            torch.save(method.state_dict(), tmp)
-        sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
-    else:
-        method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
+    method = _build(cfg, eval_set.num_classes - 1, ordinary)
+    mean, std = method.normalization
+    train_set = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
+                             transform=build_train_transform(cfg.augment, mean, std))
+    result = fit(method, train_set, eval_set, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
+    with atomic_path(sd.file("model.pt")) as tmp:
+        torch.save(method.state_dict(), tmp)
+    sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
     return TrainedClassifier(cfg, sd, method, sd.read_frame("history.csv"))
 
 
@@ -132,10 +138,7 @@ def load_classifier(ctx: RunContext, cfg: ClassifierStageConfig) -> TrainedClass
     """A finished classifier (raises ``StageNotFoundError`` naming the stage if it was never trained)."""
     sd = ctx.store.require("classifier", cfg.hashed(), name=cfg.run_name,
                            hint="Train it first (notebook 01 trains the CAM and the RandAugment+LS classifiers).")
-    eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=False)
-    method = _build(cfg, eval_set.num_classes - 1, None, for_loading=True)
-    method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
-    return TrainedClassifier(cfg, sd, method, sd.read_frame("history.csv"))
+    return _load_finished(ctx, cfg, sd)
 
 
 def load_classifier_stage(ctx: RunContext, sd: StageDir) -> TrainedClassifier:
@@ -143,11 +146,7 @@ def load_classifier_stage(ctx: RunContext, sd: StageDir) -> TrainedClassifier:
     settings, which are not part of the key, take their defaults)."""
     if not sd.done:
         raise FileNotFoundError(f"{sd.path}: classifier stage is unfinished; rerun the notebook that trains it")
-    cfg = from_dict(ClassifierStageConfig, sd.config()["config"], where=str(sd.file("config.json")))
-    eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=False)
-    method = _build(cfg, eval_set.num_classes - 1, None, for_loading=True)
-    method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
-    return TrainedClassifier(cfg, sd, method, sd.read_frame("history.csv"))
+    return _load_finished(ctx, from_dict(ClassifierStageConfig, sd.config()["config"], where=str(sd.file("config.json"))), sd)
 
 
 def infer_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, tta: TTAConfig = TTAConfig(),
