@@ -3,6 +3,7 @@
 The training recipe of the paper's lineage (official-code-facts 1.8)::
 
     random resize            long side ~ U[320, 640] (official code)  |  factor ~ U[0.5, 2.0] (paper text)
+                             | fixed square resize (C²AM: 515 x 515 -> crop 448)
     horizontal flip          p = 0.5 (joint)
     colour jitter            (0.3, 0.3, 0.3, 0.1) on the image only (Puzzle, P-OC, P-NOC)
     RandAugment              n = 2, m = 10 on the image only (vanilla classifiers used as ordinary classifier)
@@ -10,7 +11,9 @@ The training recipe of the paper's lineage (official-code-facts 1.8)::
     random crop              crop x crop, padding images with 0 *after* normalisation (the pixel mean,
                              as the official code) and masks with 255 (void)
 
-``resize_mode`` selects between the official code's long-side resize and the paper's scale factor.
+``resize_mode`` selects between the official code's long-side resize, the paper's scale factor and the
+C²AM recipe's fixed resize. ``TrainTransform`` also carries an optional float map (C²AM-H's hint: the priors'
+CAM) through the geometric steps with the image (bicubic, flipped and cropped identically, padded with 0).
 """
 
 from __future__ import annotations
@@ -36,10 +39,12 @@ class AugmentConfig:
 
     crop_size: int = 512
     """Square crop side; smaller images are padded (image: 0 after normalisation, mask: 255)."""
-    resize_mode: Literal["long_side", "scale", "none"] = "long_side"
-    """``long_side``: official code (long side ~ U[resize_long_side]); ``scale``: paper text (factor ~ U[resize_scale])."""
+    resize_mode: Literal["long_side", "scale", "fixed", "none"] = "long_side"
+    """``long_side``: official code (long side ~ U[resize_long_side]); ``scale``: paper text (factor ~ U[resize_scale]);
+    ``fixed``: resize to ``resize_fixed`` x ``resize_fixed`` (C²AM / C²AM-H: 515 then crop 448)."""
     resize_long_side: tuple[int, int] = (320, 640)
     resize_scale: tuple[float, float] = (0.5, 2.0)
+    resize_fixed: int = 515
     hflip: bool = True
     color_jitter: tuple[float, float, float, float] | None = (0.3, 0.3, 0.3, 0.1)
     """(brightness, contrast, saturation, hue) on the image only, or ``None``."""
@@ -97,7 +102,11 @@ def _to_tv(image: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor | N
 
 
 class TrainTransform:
-    """``(uint8 HxWx3 image, uint8 HxW mask) -> (float CxHxW normalised image, int64 HxW mask)``."""
+    """``(uint8 HxWx3 image, uint8 HxW mask) -> (float CxHxW normalised image, int64 HxW mask)``.
+
+    With ``hint`` (a float ``H x W`` map) it returns a third item, the ``(1, crop, crop)`` float hint that went
+    through the same resize, flip and crop as the image (bicubic, padded with 0, no photometric change).
+    """
 
     def __init__(self, cfg: AugmentConfig, mean: Sequence[float], std: Sequence[float]):
         self.cfg = cfg
@@ -106,8 +115,11 @@ class TrainTransform:
             geometric.append(RandomLongSideResize(*cfg.resize_long_side))
         elif cfg.resize_mode == "scale":
             geometric.append(RandomRescale(*cfg.resize_scale))
+        elif cfg.resize_mode == "fixed":
+            geometric.append(v2.Resize((cfg.resize_fixed, cfg.resize_fixed), interpolation=v2.InterpolationMode.BICUBIC,
+                                       antialias=True))
         elif cfg.resize_mode != "none":
-            raise ValueError(f"resize_mode must be 'long_side', 'scale' or 'none', got {cfg.resize_mode!r}")
+            raise ValueError(f"resize_mode must be 'long_side', 'scale', 'fixed' or 'none', got {cfg.resize_mode!r}")
         if cfg.hflip:
             geometric.append(v2.RandomHorizontalFlip())
         self.geometric = v2.Compose(geometric) if geometric else v2.Identity()
@@ -122,12 +134,22 @@ class TrainTransform:
         self.crop = v2.RandomCrop(cfg.crop_size, pad_if_needed=True,
                                   fill={tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX})
 
-    def __call__(self, image, mask):
+    def __call__(self, image, mask, hint=None):
         image, mask = _to_tv(image, mask)
-        image, mask = self.geometric(image, mask)
+        if hint is None:
+            image, mask = self.geometric(image, mask)
+            image = self.normalize(self.photometric(image))
+            image, mask = self.crop(image, mask)
+            return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
+        hint = torch.as_tensor(np.asarray(hint, dtype=np.float32))
+        if hint.shape != tuple(image.shape[-2:]):
+            raise ValueError(f"hint shape {tuple(hint.shape)} does not match the image's {tuple(image.shape[-2:])}")
+        hint = tv_tensors.Image(hint[None])
+        image, mask, hint = self.geometric(image, mask, hint)
         image = self.normalize(self.photometric(image))
-        image, mask = self.crop(image, mask)
-        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
+        image, mask, hint = self.crop(image, mask, hint)
+        return (image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long(),
+                hint.as_subclass(torch.Tensor).clamp(0.0, 1.0))
 
 
 class EvalTransform:

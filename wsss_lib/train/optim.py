@@ -1,4 +1,7 @@
-"""SGD with polynomial decay per optimizer step, and the switches the official code makes implicit.
+"""SGD (or Adam) with polynomial decay per optimizer step, and the switches the official code makes implicit.
+
+Adam is used by the saliency detector (PoolNet trains with Adam, lr 5e-5, wd 5e-4, no decay within its 9
+epochs: ``poly_power = 0`` keeps the rate constant) and, later, AMN.
 
 Momentum: the official P-NOC code uses plain SGD (``momentum = 0``, explicit); its ancestors (PSA, IRN,
 Puzzle-CAM, OC-CSE, C²AM) *ask* for momentum 0.9 but pass ``weight_decay`` positionally into SGD's
@@ -20,11 +23,13 @@ import torch
 
 from wsss_lib.train.schedules import poly_lr_factor
 
-__all__ = ["OptimConfig", "PolySGD", "build_optimizer"]
+__all__ = ["OptimConfig", "PolySGD", "PolyAdam", "build_optimizer"]
 
 
 @dataclass(frozen=True)
 class OptimConfig:
+    algorithm: Literal["sgd", "adam"] = "sgd"
+    """``sgd`` (every CAM method, C²AM) or ``adam`` (PoolNet-style saliency detector; ``momentum`` is unused)."""
     lr: float = 0.1
     """Base learning rate of the pretrained weights (new layers get 10x / 20x through their groups)."""
     momentum: float = 0.0
@@ -38,15 +43,10 @@ class OptimConfig:
     """``sum``: official (micro-batch gradients added); ``mean``: losses divided by ``accumulate_steps``."""
 
 
-class PolySGD(torch.optim.SGD):
-    """SGD whose group learning rates are ``base_lr * lr_mult * (1 - t / T) ** power`` at step ``t``."""
+class _PolySchedule:
+    """Mixin: group learning rates ``base_lr * lr_mult * (1 - t / T) ** power`` at optimizer step ``t``."""
 
-    def __init__(self, param_groups: list[dict], cfg: OptimConfig, total_steps: int):
-        for group in param_groups:
-            group.setdefault("lr_mult", 1.0)
-            group["lr"] = cfg.lr * group["lr_mult"]
-        super().__init__(param_groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                         weight_decay=cfg.weight_decay)
+    def _init_schedule(self, cfg: OptimConfig, total_steps: int) -> None:
         self.base_lr = cfg.lr
         self.power = cfg.poly_power
         self.total_steps = int(total_steps)
@@ -77,11 +77,39 @@ class PolySGD(torch.optim.SGD):
         self._apply_schedule()
 
 
-def build_optimizer(param_groups: list[dict], cfg: OptimConfig, total_steps: int) -> PolySGD:
+def _with_lr_mult(param_groups: list[dict], lr: float) -> list[dict]:
+    for group in param_groups:
+        group.setdefault("lr_mult", 1.0)
+        group["lr"] = lr * group["lr_mult"]
+    return param_groups
+
+
+class PolySGD(_PolySchedule, torch.optim.SGD):
+    """SGD with the poly schedule of :class:`_PolySchedule`."""
+
+    def __init__(self, param_groups: list[dict], cfg: OptimConfig, total_steps: int):
+        torch.optim.SGD.__init__(self, _with_lr_mult(param_groups, cfg.lr), lr=cfg.lr, momentum=cfg.momentum,
+                                 nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+        self._init_schedule(cfg, total_steps)
+
+
+class PolyAdam(_PolySchedule, torch.optim.Adam):
+    """Adam (L2 weight decay added to the gradient, as ``torch.optim.Adam``) with the same poly schedule."""
+
+    def __init__(self, param_groups: list[dict], cfg: OptimConfig, total_steps: int):
+        torch.optim.Adam.__init__(self, _with_lr_mult(param_groups, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self._init_schedule(cfg, total_steps)
+
+
+def build_optimizer(param_groups: list[dict], cfg: OptimConfig, total_steps: int) -> PolySGD | PolyAdam:
     if cfg.accumulate_steps < 1:
         raise ValueError(f"accumulate_steps must be >= 1, got {cfg.accumulate_steps}")
     if cfg.accumulate_mode not in ("sum", "mean"):
         raise ValueError(f"accumulate_mode must be 'sum' or 'mean', got {cfg.accumulate_mode!r}")
     if not param_groups:
         raise ValueError("no trainable parameters were given to the optimizer")
+    if cfg.algorithm == "adam":
+        return PolyAdam(param_groups, cfg, total_steps)
+    if cfg.algorithm != "sgd":
+        raise ValueError(f"optimizer algorithm must be 'sgd' or 'adam', got {cfg.algorithm!r}")
     return PolySGD(param_groups, cfg, total_steps)

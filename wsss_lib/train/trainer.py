@@ -79,8 +79,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _collate(samples: list[dict]) -> dict:
-    return {"id": [s["id"] for s in samples], "image": torch.stack([s["image"] for s in samples]),
-            "mask": torch.stack([s["mask"] for s in samples]), "label": torch.stack([s["label"] for s in samples])}
+    """Tensors are stacked (``image``, ``mask``, ``label`` and extras such as C²AM-H's ``hint``), the rest listed."""
+    return {key: torch.stack([s[key] for s in samples]) if torch.is_tensor(samples[0][key]) else [s[key] for s in samples]
+            for key in samples[0]}
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:

@@ -1,0 +1,79 @@
+"""Training sets of the saliency stages, built on a split of any dataset:
+
+- :class:`HintedDataset` (C²AM-H): each sample also carries ``hint``, the maximum over the image's classes of
+  the priors' full-resolution normalised CAM (``hr_cam`` of a CAM stage), transformed with the image;
+- :class:`PseudoSaliencyDataset` (the saliency detector): the ``mask`` is the image's pseudo-saliency mask
+  ({0, 1}) instead of its segmentation ground truth, which is never read.
+
+Both name the missing or mismatching file in their errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from wsss_lib.data.base import SegmentationDataset
+from wsss_lib.data.errors import DatasetError
+from wsss_lib.inference.cam_io import cam_path, load_cam
+from wsss_lib.refinement.saliency import load_pseudo_saliency
+
+__all__ = ["hint_map", "HintedDataset", "PseudoSaliencyDataset"]
+
+
+def hint_map(cams_dir: str | Path, image_id: str, shape: tuple[int, int]) -> np.ndarray:
+    """``max_c hr_cam_c`` of one image (zeros when it has no class), checked against the image's ``shape``."""
+    path = cam_path(cams_dir, image_id)
+    record = load_cam(path)
+    if record.hr_cam.shape[1:] != tuple(shape):
+        raise DatasetError(f"{path}: CAM size {record.hr_cam.shape[1:]} does not match the image size {tuple(shape)}")
+    return record.hr_cam.max(axis=0) if len(record.keys) else np.zeros(shape, np.float32)
+
+
+class HintedDataset(torch.utils.data.Dataset):
+    """``{"id", "image", "mask", "label", "hint"}`` samples; ``transform(image, mask, hint)`` returns all three."""
+
+    def __init__(self, base: SegmentationDataset, cams_dir: str | Path, transform: Callable):
+        self.base, self.cams_dir, self.transform = base, Path(cams_dir), transform
+        missing = [i for i in base.ids if not cam_path(self.cams_dir, i).is_file()]
+        if missing:
+            raise DatasetError(f"{self.cams_dir}: no CAM file for {len(missing)} image(s) of {base.split!r}, "
+                               f"e.g. {missing[:3]}; infer the hint source's CAMs on this split first")
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        image_id = self.base.ids[index]
+        image, mask = self.base.load_pair(image_id)
+        hint = hint_map(self.cams_dir, image_id, image.shape[:2])
+        image, mask, hint = self.transform(image, mask, hint)
+        return {"id": image_id, "image": image, "mask": mask, "label": torch.from_numpy(self.base.labels[index]),
+                "hint": hint}
+
+
+class PseudoSaliencyDataset(torch.utils.data.Dataset):
+    """``{"id", "image", "mask", "label"}`` with ``mask`` = the pseudo-saliency mask in ``masks_dir``."""
+
+    def __init__(self, base: SegmentationDataset, masks_dir: str | Path, transform: Callable):
+        self.base, self.masks_dir, self.transform = base, Path(masks_dir), transform
+        missing = [i for i in base.ids if not (self.masks_dir / f"{i}.png").is_file()]
+        if missing:
+            raise DatasetError(f"{self.masks_dir}: no pseudo-saliency mask for {len(missing)} image(s) of "
+                               f"{base.split!r}, e.g. {missing[:3]}; run the pseudo-saliency stage on this split first")
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        image_id = self.base.ids[index]
+        image = self.base.load_image(image_id)
+        path = self.masks_dir / f"{image_id}.png"
+        mask = load_pseudo_saliency(path)
+        if mask.shape != image.shape[:2]:
+            raise DatasetError(f"{path}: mask size {mask.shape} does not match the image size {image.shape[:2]}")
+        image, mask = self.transform(image, mask)
+        return {"id": image_id, "image": image, "mask": mask, "label": torch.from_numpy(self.base.labels[index])}

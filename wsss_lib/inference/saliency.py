@@ -1,0 +1,129 @@
+"""Saliency maps with test-time augmentation, and their file format (official-code-facts 1.12).
+
+For each scale (bicubic resize) the image and its horizontal flip are forwarded; the one-channel output is
+
+- ``activation="relu"`` (C²AM official): the head's logits ``z`` through ReLU, the flipped map flipped back and
+  added; the **mean** over scales is divided by its maximum (+1e-5), giving a map in [0, 1];
+- ``activation="sigmoid"``: ``sigmoid(z)`` averaged over scales and flips, no normalisation (the saliency
+  detector's probabilities; also C²AM's optional mode).
+
+A C²AM model whose first partition came out as the background (border heuristic, see
+``wsss_lib.methods.c2am.border_is_background``) is inverted *before* the activation: ``inversion="one_minus"``
+maps ``z -> 1 - z`` as the official CCAM inference (``cams = 1 - cams`` on the logits), ``"negate"`` maps
+``z -> -z`` (the exact complement in the sigmoid domain).
+
+Files: one 8-bit grayscale PNG per image, ``round(255 * S)``, at the image's size (the official ``x255``
+format, readable by any saliency tool); written atomically, existing files are kept (resume).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm.auto import tqdm
+
+from wsss_lib.inference.tta import _normalise
+from wsss_lib.io import atomic_save_image
+
+__all__ = ["SaliencyTTAConfig", "tta_saliency", "infer_saliency", "saliency_path", "save_saliency", "load_saliency"]
+
+
+@dataclass(frozen=True)
+class SaliencyTTAConfig:
+    scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    flip: bool = True
+    activation: Literal["relu", "sigmoid"] = "relu"
+    invert: bool = False
+    """Use the other partition (plain C²AM whose first partition is the background)."""
+    inversion: Literal["one_minus", "negate"] = "one_minus"
+
+
+def _logits(output) -> torch.Tensor:
+    return output.logits if hasattr(output, "logits") else output
+
+
+@torch.no_grad()
+def tta_saliency(model: torch.nn.Module, image: np.ndarray, mean: Sequence[float], std: Sequence[float],
+                 cfg: SaliencyTTAConfig = SaliencyTTAConfig(), device: torch.device | str = "cpu",
+                 autocast_dtype: torch.dtype | None = None, channels_last: bool = False) -> np.ndarray:
+    """``(H, W)`` float32 saliency in [0, 1] of one ``uint8`` RGB image (see the module docstring)."""
+    if cfg.activation not in ("relu", "sigmoid"):
+        raise ValueError(f"activation must be 'relu' or 'sigmoid', got {cfg.activation!r}")
+    if cfg.inversion not in ("one_minus", "negate"):
+        raise ValueError(f"inversion must be 'one_minus' or 'negate', got {cfg.inversion!r}")
+    device = torch.device(device)
+    height, width = image.shape[:2]
+    pil = Image.fromarray(image)
+    total = torch.zeros((height, width), device=device)
+    for scale in cfg.scales:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        x = _normalise(np.asarray(pil.resize(size, Image.BICUBIC)), mean, std, device)
+        if cfg.flip:
+            x = torch.cat([x, x.flip(-1)])
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            z = _logits(model(x)).float()[:, 0]
+        if cfg.invert:
+            z = 1.0 - z if cfg.inversion == "one_minus" else -z
+        z = F.relu(z) if cfg.activation == "relu" else torch.sigmoid(z)
+        z = z[0] + z[1].flip(-1) if cfg.flip else z[0]
+        total += F.interpolate(z[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+    total /= len(cfg.scales) * (2 if cfg.flip else 1)
+    if cfg.activation == "relu":
+        total /= total.max() + 1e-5
+    return total.clamp(0.0, 1.0).cpu().numpy()
+
+
+def saliency_path(folder: str | Path, image_id: str) -> Path:
+    return Path(folder) / f"{image_id}.png"
+
+
+def save_saliency(path: str | Path, saliency: np.ndarray) -> None:
+    """Write a [0, 1] map as an 8-bit grayscale PNG (``round(255 * S)``), atomically."""
+    saliency = np.asarray(saliency, dtype=np.float32)
+    if saliency.ndim != 2 or not np.isfinite(saliency).all() or saliency.min() < 0 or saliency.max() > 1:
+        raise ValueError(f"{path}: saliency must be a finite H x W map in [0, 1], got shape {saliency.shape}")
+    atomic_save_image(path, Image.fromarray(np.round(saliency * 255).astype(np.uint8), mode="L"))
+
+
+def load_saliency(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A saliency PNG as float32 ``H x W`` in [0, 1]; ``shape`` (H, W) is checked when given."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"saliency map {path} does not exist; run the saliency inference stage first")
+    with Image.open(path) as im:
+        if im.mode != "L":
+            raise ValueError(f"{path}: saliency maps are 8-bit grayscale PNGs (mode 'L'), got mode {im.mode!r}")
+        saliency = np.asarray(im, dtype=np.float32) / 255.0
+    if shape is not None and saliency.shape != tuple(shape):
+        raise ValueError(f"{path}: saliency map is {saliency.shape}, the image is {tuple(shape)}")
+    return saliency
+
+
+def infer_saliency(model: torch.nn.Module, dataset, out_dir: str | Path, mean: Sequence[float], std: Sequence[float],
+                   cfg: SaliencyTTAConfig = SaliencyTTAConfig(), device: torch.device | str = "cpu",
+                   autocast_dtype: torch.dtype | None = None, channels_last: bool = False,
+                   progress: bool = True) -> dict[str, int]:
+    """One saliency PNG per image of ``dataset`` in ``out_dir`` (resumable); returns ``{"computed", "skipped"}``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    computed = skipped = 0
+    for image_id in tqdm(dataset.ids, desc=f"saliency ({dataset.split})", disable=not progress):
+        path = saliency_path(out_dir, image_id)
+        if path.is_file():
+            skipped += 1
+            continue
+        save_saliency(path, tta_saliency(model, dataset.load_image(image_id), mean, std, cfg, device, autocast_dtype,
+                                         channels_last))
+        computed += 1
+    model.train(was_training)
+    return {"computed": computed, "skipped": skipped}

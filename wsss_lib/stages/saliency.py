@@ -1,0 +1,451 @@
+"""Stages of the saliency pipeline (P-NOC sections 4, 6.2 and 7.2; official ``runners/2-saliency.sh``):
+
+1. ``train_c2am``: C²AM (no hints) or C²AM-H (hints = a priors run's CAMs on the training split);
+2. ``infer_saliency_stage``: TTA saliency maps of a split (C²AM: ReLU on the logits, mean over scales, max-norm);
+3. ``pseudo_saliency_stage``: threshold (0.2) + 2-label dense CRF -> 0/255 pseudo-saliency masks;
+4. ``train_detector``: the PoolNet-style detector on the pseudo-saliency masks of the training split;
+5. ``infer_saliency_stage`` again, with the detector (sigmoid outputs);
+6. ``saliency_score_stage``: the pseudo-segmentation mIoU with saliency as the background cue (Table 6).
+
+Every stage is keyed by a hash of its configuration and of its upstream keys (``wsss_lib.artifacts``), resumes
+per image, and writes atomically. ``run_saliency`` chains them for one hint source and records the run under
+``<work_dir>/runs/saliency/`` for notebook 07's tables and for the refinement notebook (08).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from wsss_lib.artifacts import StageDir
+from wsss_lib.config import from_dict, to_dict
+from wsss_lib.data import DatasetConfig, open_dataset
+from wsss_lib.data.saliency import HintedDataset, PseudoSaliencyDataset
+from wsss_lib.data.transforms import AugmentConfig, build_train_transform
+from wsss_lib.evaluation.confusion import ConfusionMatrix
+from wsss_lib.evaluation.saliency import score_saliency
+from wsss_lib.inference.saliency import SaliencyTTAConfig, infer_saliency
+from wsss_lib.inference.tta import TTAConfig
+from wsss_lib.io import atomic_path, atomic_save_npz, atomic_write_json
+from wsss_lib.methods.base import Method
+from wsss_lib.methods.c2am import C2AMConfig, C2AMMethod, border_mean
+from wsss_lib.methods.saliency_detector import SaliencyDetectorMethod
+from wsss_lib.models.backbone import BackboneConfig
+from wsss_lib.models.c2am import create_c2am_network
+from wsss_lib.models.saliency import DetectorConfig, create_saliency_detector
+from wsss_lib.refinement.saliency import make_pseudo_saliency
+from wsss_lib.reporting.context import RunContext
+from wsss_lib.stages.classifier import infer_cams_stage, load_classifier_stage
+from wsss_lib.stages.priors import PriorsRun, load_priors_runs
+from wsss_lib.train.optim import OptimConfig
+from wsss_lib.train.trainer import TrainConfig, fit, resolve_device
+
+__all__ = ["C2AMStageConfig", "DetectorStageConfig", "TrainedSaliency", "train_c2am", "train_detector",
+           "infer_saliency_stage", "pseudo_saliency_stage", "saliency_score_stage", "hint_cams_stage",
+           "SaliencySettings", "SaliencyRun", "saliency_label", "run_saliency", "load_saliency_runs"]
+
+_UNHASHED_TRAIN = ("device", "num_workers", "eval", "eval_every")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_").lower()
+
+
+def _hashed(cfg: Any) -> dict[str, Any]:
+    payload = to_dict(cfg)
+    for key in _UNHASHED_TRAIN:
+        payload["train"].pop(key)
+    return payload
+
+
+@dataclass(frozen=True)
+class C2AMStageConfig:
+    """Everything that determines a trained C²AM / C²AM-H model (its hash is the stage key)."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(
+        crop_size=448, resize_mode="fixed", resize_fixed=515, color_jitter=None))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, batch_size=32, eval_every=0))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, weight_decay=1e-4))
+    loss: C2AMConfig = field(default_factory=C2AMConfig)
+    train_split: str = "train_aug"
+    hints_cams: str = ""
+    """Key of the CAM stage whose maps are the hints (C²AM-H); empty = plain C²AM."""
+    hints_label: str = ""
+    """Which priors run those CAMs came from (for names and tables only)."""
+    orientation_images: int = 32
+    """Plain C²AM: images of the training split whose border decides the orientation (official heuristic)."""
+
+    @property
+    def run_name(self) -> str:
+        kind = f"c2amh-{_slug(self.hints_label) or 'hints'}" if self.hints_cams else "c2am"
+        return f"{kind}-{self.backbone.name}-seed{self.train.seed}"
+
+    def hashed(self) -> dict[str, Any]:
+        return _hashed(self)
+
+
+@dataclass(frozen=True)
+class DetectorStageConfig:
+    """Everything that determines a trained saliency detector (PoolNet role)."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(out_indices=(1, 2, 3, 4), output_stride=32,
+                                                                            frozen_bn=True))
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(
+        crop_size=512, resize_mode="none", color_jitter=None))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=9, batch_size=1, eval_every=0))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(algorithm="adam", lr=5e-5, weight_decay=5e-4,
+                                                                   poly_power=0.0, accumulate_steps=10))
+    train_split: str = "train_aug"
+    pseudo_key: str = ""
+    """Key of the pseudo-saliency stage (of ``train_split``) the detector learns from."""
+    pseudo_label: str = ""
+
+    @property
+    def run_name(self) -> str:
+        return f"detector-{_slug(self.pseudo_label) or 'pseudo'}-{self.backbone.name}-seed{self.train.seed}"
+
+    def hashed(self) -> dict[str, Any]:
+        return _hashed(self)
+
+
+@dataclass(frozen=True)
+class TrainedSaliency:
+    """A trained saliency model (C²AM or detector) and how its output is read."""
+
+    kind: Literal["c2am", "detector"]
+    config: C2AMStageConfig | DetectorStageConfig
+    stage: StageDir
+    method: Method
+    history: pd.DataFrame
+    invert: bool = False
+    """Plain C²AM whose first partition is the background (border heuristic)."""
+
+    def tta(self, scales: tuple[float, ...], flip: bool = True) -> SaliencyTTAConfig:
+        activation = "relu" if self.kind == "c2am" else "sigmoid"
+        return SaliencyTTAConfig(scales=tuple(scales), flip=flip, activation=activation, invert=self.invert)
+
+
+def _build(kind: str, cfg, weights: str | None = None) -> Method:
+    backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
+    if kind == "c2am":
+        return C2AMMethod(create_c2am_network(backbone), cfg.loss)
+    return SaliencyDetectorMethod(create_saliency_detector(backbone, cfg.detector))
+
+
+def _load_finished(kind: str, cfg, sd: StageDir) -> TrainedSaliency:
+    method = _build(kind, cfg, weights="none")
+    method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
+    invert = bool(json.loads(sd.file("orientation.json").read_text())["invert"]) if kind == "c2am" else False
+    return TrainedSaliency(kind, cfg, sd, method, sd.read_frame("history.csv"), invert)
+
+
+@torch.no_grad()
+def _border_orientation(method: C2AMMethod, dataset, cfg: C2AMStageConfig) -> dict[str, Any]:
+    """The official ``check_positive`` (mean first-partition probability on a 4-pixel border > 0.5 => invert), on
+    the first ``orientation_images`` training images at scale 1 (the official code looks at one training batch)."""
+    from wsss_lib.inference.tta import _normalise  # one normalisation for training-time checks and inference
+
+    network = method.network.eval()
+    device = next(network.parameters()).device
+    mean, std = method.normalization
+    means = [border_mean(network(_normalise(dataset.load_image(i), mean, std, device)).probability[0, 0])
+             for i in dataset.ids[: max(1, cfg.orientation_images)]]
+    value = float(np.mean(means))
+    return {"invert": value > 0.5, "border_mean": value, "rule": "border heuristic (plain C2AM): mean first-partition "
+            "probability on the 4-pixel border > 0.5 => the first partition is the background", "images": len(means)}
+
+
+def train_c2am(ctx: RunContext, cfg: C2AMStageConfig, hints: StageDir | None = None,
+               progress: bool = True) -> TrainedSaliency:
+    """Train (resume, or load) C²AM, or C²AM-H when ``hints`` (the CAM stage ``cfg.hints_cams`` names) is given."""
+    if bool(cfg.hints_cams) != (hints is not None) or (hints is not None and hints.key != cfg.hints_cams):
+        raise ValueError(f"C2AM stage configured with hints {cfg.hints_cams or 'none'} but given "
+                         f"{hints.key if hints is not None else 'none'}; pass the CAM stage the config names")
+    if hints is not None and cfg.loss.hint_weight <= 0:
+        raise ValueError("C2AM-H needs loss.hint_weight > 0 (hint_weight = 0 is plain C2AM: leave the hints out)")
+    sd = ctx.store.stage("c2am", cfg.hashed(), name=cfg.run_name)
+    if sd.done:
+        return _load_finished("c2am", cfg, sd)
+    method = _build("c2am", cfg)
+    mean, std = method.normalization
+    transform = build_train_transform(cfg.augment, mean, std)
+    if hints is not None:
+        base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
+        train_set = HintedDataset(base, hints.file("npz"), transform)
+    else:
+        train_set = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
+                                 transform=transform)
+    result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
+    if hints is not None:
+        orientation = {"invert": False, "rule": "hints anchor the first partition as foreground (P-NOC drops the heuristic)"}
+    else:
+        plain = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=False)
+        orientation = _border_orientation(method, plain, cfg)
+    atomic_write_json(sd.file("orientation.json"), orientation)
+    with atomic_path(sd.file("model.pt")) as tmp:
+        torch.save(method.cpu().state_dict(), tmp)
+    sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs, invert=orientation["invert"])
+    return _load_finished("c2am", cfg, sd)
+
+
+def train_detector(ctx: RunContext, cfg: DetectorStageConfig, pseudo: StageDir, progress: bool = True) -> TrainedSaliency:
+    """Train (resume, or load) the saliency detector on the pseudo-saliency masks in ``pseudo``."""
+    if pseudo.key != cfg.pseudo_key:
+        raise ValueError(f"detector configured with pseudo-saliency stage {cfg.pseudo_key} but given {pseudo.key}")
+    sd = ctx.store.stage("detector", cfg.hashed(), name=cfg.run_name)
+    if sd.done:
+        return _load_finished("detector", cfg, sd)
+    method = _build("detector", cfg)
+    mean, std = method.normalization
+    base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
+    train_set = PseudoSaliencyDataset(base, pseudo.file("png"), build_train_transform(cfg.augment, mean, std))
+    result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
+    with atomic_path(sd.file("model.pt")) as tmp:
+        torch.save(method.cpu().state_dict(), tmp)
+    sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
+    return _load_finished("detector", cfg, sd)
+
+
+def infer_saliency_stage(ctx: RunContext, trained: TrainedSaliency, split: str, scales: tuple[float, ...],
+                         flip: bool = True, progress: bool = True) -> StageDir:
+    """Saliency PNGs of ``split`` (stage ``saliency``, keyed by the model and the TTA settings; resumable)."""
+    tta = trained.tta(scales, flip)
+    sd = ctx.store.stage("saliency", {"model": trained.stage.key, "split": split, "tta": tta},
+                         name=f"{trained.config.run_name}-{split}")
+    if sd.done:
+        return sd
+    cfg = trained.config
+    device = resolve_device(cfg.train.device)
+    amp = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.train.amp] if device.type == "cuda" else None
+    model = trained.method.cam_model().to(device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    mean, std = trained.method.normalization
+    dataset = open_dataset(cfg.dataset, split, work_dir=ctx.work_dir, progress=progress)
+    counts = infer_saliency(model, dataset, sd.file("png"), mean, std, tta, device=device, autocast_dtype=amp,
+                            channels_last=cfg.train.channels_last, progress=progress)
+    sd.mark_done(images=len(dataset), **counts)
+    return sd
+
+
+def pseudo_saliency_stage(ctx: RunContext, saliency: StageDir, dataset_cfg: DatasetConfig, split: str,
+                          threshold: float = 0.2, crf: str = "label", progress: bool = True) -> StageDir:
+    """0/255 pseudo-saliency masks of ``split`` from the maps in ``saliency`` (stage ``pseudo_saliency``)."""
+    sd = ctx.store.stage("pseudo_saliency", {"saliency": saliency.key, "split": split, "threshold": float(threshold),
+                                             "crf": crf}, name=saliency.path.name.rsplit("-", 1)[0])
+    if sd.done:
+        return sd
+    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+    counts = make_pseudo_saliency(dataset, saliency.file("png"), sd.file("png"), threshold, crf, progress=progress)
+    sd.mark_done(images=len(dataset), **counts)
+    return sd
+
+
+def saliency_score_stage(ctx: RunContext, saliency: StageDir, dataset_cfg: DatasetConfig, split: str,
+                         protocol: Literal["priors", "gt"], cams: StageDir | None = None,
+                         salient_threshold: float = 0.5, progress: bool = True) -> ConfusionMatrix:
+    """Confusion matrix of the Table 6 protocol (``wsss_lib.evaluation.saliency``), cached (stage ``saliency_scores``)."""
+    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+    key = {"saliency": saliency.key, "split": split, "dataset_key": dataset.cache_key(), "protocol": protocol,
+           "cams": cams.key if cams is not None else "", "salient_threshold": float(salient_threshold)}
+
+    def compute(sd: StageDir) -> ConfusionMatrix:
+        confusion = score_saliency(dataset, saliency.file("png"), protocol, cams.file("npz") if cams else None,
+                                   salient_threshold, progress=progress)
+        atomic_save_npz(sd.file("counts.npz"), counts=np.asarray(confusion.counts))
+        return confusion
+
+    def load(sd: StageDir) -> ConfusionMatrix:
+        with np.load(sd.file("counts.npz")) as data:
+            return ConfusionMatrix(dataset.num_classes).add_counts(data["counts"])
+
+    return ctx.store.cached("saliency_scores", key, compute, load)
+
+
+def hint_cams_stage(ctx: RunContext, run: PriorsRun, split: str, progress: bool = True) -> StageDir:
+    """The priors run's CAMs of ``split``: its recorded CAM stage when that is the split, else inferred with the
+    same TTA settings from its classifier."""
+    stored = run.cams.config()["config"]
+    if stored["split"] == split:
+        return run.cams
+    trained = load_classifier_stage(ctx, run.classifier)
+    return infer_cams_stage(ctx, trained, split, from_dict(TTAConfig, stored["tta"], where=str(run.cams.path)),
+                            progress=progress)
+
+
+# ---------------------------------------------------------------------------------------------- notebook 07
+def saliency_label(hints: str) -> str:
+    """``"C2AM"`` for no hints, ``"C2AM-H (P-NOC+LS)"`` for hints from a priors run label."""
+    return f"C2AM-H ({hints})" if hints else "C2AM"
+
+
+@dataclass(frozen=True)
+class SaliencySettings:
+    """Parameters of notebook 07 (one field per notebook parameter of the same name)."""
+
+    dataset: str = "synthetic"
+    data_root: str = ""
+    train_split: str = "train_aug"
+    eval_split: str = "train"
+    hints_seed: int = 0
+    backbone: str = "tf_efficientnet_lite0"
+    weights: str = "offline-lite0"
+    output_stride: int = 16
+    epochs: int = 10
+    batch_size: int = 32
+    accumulate_steps: int = 1
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 1e-4
+    crop_size: int = 448
+    resize_fixed: int = 515
+    alpha: float = 0.25
+    hint_threshold: float = 0.4
+    hint_weight: float = 1.0
+    hint_label_smoothing: float = 0.1
+    tta_scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    pseudo_threshold: float = 0.2
+    pseudo_crf: str = "label"
+    detector_backbone: str = "tf_efficientnet_lite0"
+    detector_weights: str = "offline-lite0"
+    detector_width: int = 128
+    detector_epochs: int = 9
+    detector_batch_size: int = 1
+    detector_accumulate_steps: int = 10
+    detector_lr: float = 5e-5
+    detector_weight_decay: float = 5e-4
+    detector_crop_size: int = 512
+    salient_threshold: float = 0.5
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "fp16"
+    num_workers: int = 2
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any]) -> "SaliencySettings":
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in namespace]
+        if missing:
+            raise KeyError(f"the notebook's parameter cell lacks {missing}")
+        values = {n: namespace[n] for n in names}
+        values["tta_scales"] = tuple(values["tta_scales"])
+        return from_dict(cls, values, where="saliency notebook parameters")
+
+    @property
+    def data(self) -> DatasetConfig:
+        return DatasetConfig(name=self.dataset, data_root=self.data_root)
+
+    def _train(self, epochs: int, batch_size: int) -> TrainConfig:
+        return TrainConfig(epochs=epochs, batch_size=batch_size, num_workers=self.num_workers, seed=self.seed,
+                           device=self.device, amp=self.amp, eval_every=0)
+
+    def c2am(self, hints: StageDir | None = None, hints_label: str = "") -> C2AMStageConfig:
+        return C2AMStageConfig(
+            dataset=self.data,
+            backbone=BackboneConfig(name=self.backbone, weights=self.weights, output_stride=self.output_stride),
+            augment=AugmentConfig(crop_size=self.crop_size, resize_mode="fixed", resize_fixed=self.resize_fixed,
+                                  color_jitter=None),
+            train=self._train(self.epochs, self.batch_size),
+            optim=OptimConfig(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                              accumulate_steps=self.accumulate_steps),
+            loss=C2AMConfig(alpha=self.alpha, hint_weight=self.hint_weight, hint_threshold=self.hint_threshold,
+                            hint_label_smoothing=self.hint_label_smoothing),
+            train_split=self.train_split, hints_cams=hints.key if hints is not None else "", hints_label=hints_label)
+
+    def detector(self, pseudo: StageDir, pseudo_label: str) -> DetectorStageConfig:
+        return DetectorStageConfig(
+            dataset=self.data,
+            backbone=BackboneConfig(name=self.detector_backbone, weights=self.detector_weights, output_stride=32,
+                                    out_indices=(1, 2, 3, 4), frozen_bn=True),
+            detector=DetectorConfig(width=self.detector_width),
+            augment=AugmentConfig(crop_size=self.detector_crop_size, resize_mode="none", color_jitter=None),
+            train=self._train(self.detector_epochs, self.detector_batch_size),
+            optim=OptimConfig(algorithm="adam", lr=self.detector_lr, weight_decay=self.detector_weight_decay,
+                              poly_power=0.0, accumulate_steps=self.detector_accumulate_steps),
+            train_split=self.train_split, pseudo_key=pseudo.key, pseudo_label=pseudo_label)
+
+
+@dataclass(frozen=True)
+class SaliencyRun:
+    """One saliency model of Table 6 with its maps and pseudo-masks on the evaluation split."""
+
+    label: str
+    hints: str
+    c2am: TrainedSaliency = field(repr=False)
+    detector: TrainedSaliency = field(repr=False)
+    hint_cams: StageDir | None
+    saliency: StageDir
+    """C²AM(-H) saliency maps of the evaluation split."""
+    pseudo: StageDir
+    """Pseudo-saliency masks (threshold + CRF) of the evaluation split: Table 6's "P." column."""
+    refined: StageDir
+    """Detector saliency of the evaluation split: Table 6's "R." column."""
+
+
+def _record_path(ctx: RunContext, label: str) -> Path:
+    return ctx.work_dir / "runs" / "saliency" / f"{_slug(label)}.json"
+
+
+def run_saliency(ctx: RunContext, settings: SaliencySettings, hints: str = "", progress: bool = True) -> SaliencyRun:
+    """Train C²AM (``hints=""``) or C²AM-H with hints from the priors run labelled ``hints`` (seed
+    ``settings.hints_seed``), then everything down to the detector's saliency; record the run."""
+    hint_cams = None
+    if hints:
+        found = [r for r in load_priors_runs(ctx, [hints]) if r.seed == settings.hints_seed]
+        if not found:
+            raise FileNotFoundError(f"no priors run {hints!r} (seed {settings.hints_seed}) is recorded under "
+                                    f"{ctx.work_dir / 'runs' / 'priors'}; run the notebook that trains it (02-05) first")
+        hint_cams = hint_cams_stage(ctx, found[0], settings.train_split, progress=progress)
+    label = saliency_label(hints)
+    c2am = train_c2am(ctx, settings.c2am(hint_cams, hints), hint_cams, progress=progress)
+    scales = settings.tta_scales
+    per_split = {}
+    for split in dict.fromkeys([settings.train_split, settings.eval_split]):
+        maps = infer_saliency_stage(ctx, c2am, split, scales, progress=progress)
+        per_split[split] = (maps, pseudo_saliency_stage(ctx, maps, settings.data, split, settings.pseudo_threshold,
+                                                        settings.pseudo_crf, progress=progress))
+    detector = train_detector(ctx, settings.detector(per_split[settings.train_split][1], label),
+                              per_split[settings.train_split][1], progress=progress)
+    refined = infer_saliency_stage(ctx, detector, settings.eval_split, scales, progress=progress)
+    saliency, pseudo = per_split[settings.eval_split]
+    rel = lambda sd: sd.path.relative_to(ctx.work_dir).as_posix() if sd is not None else ""  # noqa: E731
+    atomic_write_json(_record_path(ctx, label), {
+        "label": label, "hints": hints, "eval_split": settings.eval_split, "c2am": rel(c2am.stage),
+        "detector": rel(detector.stage), "hint_cams": rel(hint_cams), "saliency": rel(saliency),
+        "pseudo": rel(pseudo), "refined": rel(refined)})
+    return SaliencyRun(label, hints, c2am, detector, hint_cams, saliency, pseudo, refined)
+
+
+def _stage(ctx: RunContext, relative: str) -> StageDir:
+    path = ctx.work_dir / relative
+    sd = StageDir(stage=Path(relative).parts[0], key=path.name.rsplit("-", 1)[-1], path=path)
+    if not sd.done:
+        raise FileNotFoundError(f"{path}: the stage a saliency record points to is missing or unfinished; rerun notebook 07")
+    return sd
+
+
+def load_saliency_runs(ctx: RunContext, labels: list[str] | None = None) -> list[SaliencyRun]:
+    """The recorded saliency runs of this profile (optionally only ``labels``, in that order)."""
+    folder = ctx.work_dir / "runs" / "saliency"
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    if labels is not None:
+        records = sorted((r for r in records if r["label"] in labels), key=lambda r: labels.index(r["label"]))
+    runs = []
+    for r in records:
+        c2am_sd, det_sd = _stage(ctx, r["c2am"]), _stage(ctx, r["detector"])
+        c2am = _load_finished("c2am", from_dict(C2AMStageConfig, c2am_sd.config()["config"]), c2am_sd)
+        detector = _load_finished("detector", from_dict(DetectorStageConfig, det_sd.config()["config"]), det_sd)
+        runs.append(SaliencyRun(r["label"], r["hints"], c2am, detector, _stage(ctx, r["hint_cams"]) if r["hint_cams"] else None,
+                                _stage(ctx, r["saliency"]), _stage(ctx, r["pseudo"]), _stage(ctx, r["refined"])))
+    return runs
