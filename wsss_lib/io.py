@@ -12,9 +12,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
+from tqdm.auto import tqdm
 
 __all__ = [
     "atomic_path",
@@ -23,6 +24,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_save_npz",
     "atomic_save_image",
+    "for_each_missing",
 ]
 
 
@@ -71,3 +73,23 @@ def atomic_save_image(path: str | os.PathLike, image, **save_kwargs) -> None:
         raise ValueError(f"{path}: unsupported image suffix {path.suffix!r}; expected .png or .jpg")
     image.save(buf, format=fmt, **save_kwargs)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def for_each_missing(ids: Iterable[str], path_of: Callable[[str], Path], write: Callable[[str, Path], None], *,
+                     desc: str = "", progress: bool = True) -> dict[str, int]:
+    """The resumable per-image loop of every inference/refinement stage.
+
+    For each id whose output ``path_of(id)`` does not exist yet, ``write(id, path)`` produces it (atomically:
+    the ``atomic_*`` writers above); existing files are kept, so an interrupted stage resumes where it stopped.
+    Returns ``{"computed", "skipped"}`` counts (recorded in the stage's ``DONE.json``).
+    """
+    computed = skipped = 0
+    for image_id in tqdm(list(ids), desc=desc, disable=not progress):
+        path = Path(path_of(image_id))
+        if path.is_file():
+            skipped += 1
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(image_id, path)
+        computed += 1
+    return {"computed": computed, "skipped": skipped}

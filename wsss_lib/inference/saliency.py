@@ -26,10 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
 
 from wsss_lib.inference.tta import _normalise
-from wsss_lib.io import atomic_save_image
+from wsss_lib.io import atomic_save_image, for_each_missing
 
 __all__ = ["SaliencyTTAConfig", "tta_saliency", "infer_saliency", "saliency_path", "save_saliency", "load_saliency"]
 
@@ -112,18 +111,15 @@ def infer_saliency(model: torch.nn.Module, dataset, out_dir: str | Path, mean: S
                    autocast_dtype: torch.dtype | None = None, channels_last: bool = False,
                    progress: bool = True) -> dict[str, int]:
     """One saliency PNG per image of ``dataset`` in ``out_dir`` (resumable); returns ``{"computed", "skipped"}``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     model.eval()
-    computed = skipped = 0
-    for image_id in tqdm(dataset.ids, desc=f"saliency ({dataset.split})", disable=not progress):
-        path = saliency_path(out_dir, image_id)
-        if path.is_file():
-            skipped += 1
-            continue
+
+    def write(image_id: str, path: Path) -> None:
         save_saliency(path, tta_saliency(model, dataset.load_image(image_id), mean, std, cfg, device, autocast_dtype,
                                          channels_last))
-        computed += 1
-    model.train(was_training)
-    return {"computed": computed, "skipped": skipped}
+
+    try:
+        return for_each_missing(dataset.ids, lambda i: saliency_path(out_dir, i), write,
+                                desc=f"saliency ({dataset.split})", progress=progress)
+    finally:
+        model.train(was_training)

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
 
 from wsss_lib.inference.cam_io import cam_path, save_cam
+from wsss_lib.io import for_each_missing
 
 __all__ = ["TTAConfig", "tta_cams", "infer_cams"]
 
@@ -84,20 +84,17 @@ def infer_cams(model: torch.nn.Module, dataset, out_dir: str | Path, mean: Seque
     Images without any foreground label get a file with ``K = 0`` maps, so every id has a file and no
     image is silently missing downstream. Returns ``{"computed", "skipped"}`` counts.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     model.eval()
-    computed = skipped = 0
-    for image_id in tqdm(dataset.ids, desc=f"CAMs ({dataset.split})", disable=not progress):
-        path = cam_path(out_dir, image_id)
-        if path.is_file():
-            skipped += 1
-            continue
+
+    def write(image_id: str, path: Path) -> None:
         keys = np.flatnonzero(dataset.label_of(image_id)) + 1
         cam, hr_cam = tta_cams(model, dataset.load_image(image_id), keys, mean, std, cfg, device, autocast_dtype,
                                channels_last)
         save_cam(path, keys, cam, hr_cam)
-        computed += 1
-    model.train(was_training)
-    return {"computed": computed, "skipped": skipped}
+
+    try:
+        return for_each_missing(dataset.ids, lambda i: cam_path(out_dir, i), write, desc=f"CAMs ({dataset.split})",
+                                progress=progress)
+    finally:
+        model.train(was_training)

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from wsss_lib.inference.saliency import load_saliency, saliency_path
-from wsss_lib.io import atomic_save_image
+from wsss_lib.io import atomic_save_image, for_each_missing
 from wsss_lib.refinement.crf import crf_labels
 
 __all__ = ["pseudo_saliency_mask", "make_pseudo_saliency", "load_pseudo_saliency"]
@@ -33,20 +32,14 @@ def pseudo_saliency_mask(image: np.ndarray, saliency: np.ndarray, threshold: flo
 def make_pseudo_saliency(dataset, saliency_dir: str | Path, out_dir: str | Path, threshold: float = 0.2,
                          crf: str = "label", progress: bool = True) -> dict[str, int]:
     """One 0/255 PNG per image of ``dataset`` (resumable, atomic); returns ``{"computed", "skipped"}``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    computed = skipped = 0
-    for image_id in tqdm(dataset.ids, desc=f"pseudo-saliency ({dataset.split})", disable=not progress):
-        path = out_dir / f"{image_id}.png"
-        if path.is_file():
-            skipped += 1
-            continue
+    def write(image_id: str, path: Path) -> None:
         image = dataset.load_image(image_id)
         saliency = load_saliency(saliency_path(saliency_dir, image_id), image.shape[:2])
         mask = pseudo_saliency_mask(image, saliency, threshold, crf)
         atomic_save_image(path, Image.fromarray(mask * 255, mode="L"))
-        computed += 1
-    return {"computed": computed, "skipped": skipped}
+
+    return for_each_missing(dataset.ids, lambda i: Path(out_dir) / f"{i}.png", write,
+                            desc=f"pseudo-saliency ({dataset.split})", progress=progress)
 
 
 def load_pseudo_saliency(path: str | Path) -> np.ndarray:

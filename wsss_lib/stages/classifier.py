@@ -26,7 +26,7 @@ from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.refinement.crf import label_crf_fn
 from wsss_lib.reporting.context import RunContext
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit, resolve_device
+from wsss_lib.train.trainer import TrainConfig, fit, inference_setup
 
 __all__ = ["ClassifierStageConfig", "TrainedClassifier", "ORDINARY_METHODS", "with_ordinary", "train_classifier",
            "load_classifier", "load_classifier_stage", "infer_cams_stage", "sweep_stage", "sweep_stage_dir", "load_sweep"]
@@ -157,16 +157,11 @@ def infer_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, tt
     if sd.done:
         return sd
     cfg = trained.config
-    device = resolve_device(cfg.train.device)
-    cuda = device.type == "cuda"
-    amp = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.train.amp] if cuda else None
-    model = trained.method.cam_model().to(device)
-    if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    setup = inference_setup(cfg.train)
     mean, std = trained.method.normalization
     dataset = open_dataset(cfg.dataset, split, work_dir=ctx.work_dir, progress=progress)
-    counts = infer_cams(model, dataset, sd.file("npz"), mean, std, tta, device=device, autocast_dtype=amp,
-                        channels_last=cfg.train.channels_last, progress=progress)
+    counts = infer_cams(setup.prepare(trained.method.cam_model()), dataset, sd.file("npz"), mean, std, tta,
+                        progress=progress, **setup.kwargs())
     sd.mark_done(images=len(dataset), **counts)
     return sd
 

@@ -10,24 +10,21 @@ the same label and seed, so it always points to the latest configuration a noteb
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from wsss_lib.artifacts import StageDir
-from wsss_lib.config import from_dict
 from wsss_lib.data import DatasetConfig
 from wsss_lib.data.transforms import AugmentConfig
 from wsss_lib.evaluation.quick import QuickEvalConfig
 from wsss_lib.evaluation.sweep import SweepResult
 from wsss_lib.inference.tta import TTAConfig
-from wsss_lib.io import atomic_write_json
 from wsss_lib.methods.registry import method_config
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.reporting.context import RunContext
+from wsss_lib.stages.records import read_records, relative, settings_from_namespace, stage_from_record, write_record
 from wsss_lib.stages.classifier import (ClassifierStageConfig, TrainedClassifier, infer_cams_stage, load_sweep,
                                         sweep_stage_dir, train_classifier, with_ordinary)
 from wsss_lib.train.optim import OptimConfig
@@ -81,15 +78,8 @@ class PriorsSettings:
     @classmethod
     def from_namespace(cls, namespace: Mapping[str, Any]) -> "PriorsSettings":
         """Pick this dataclass's fields from a notebook's globals (every field must be a parameter there)."""
-        names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in namespace]
-        if missing:
-            raise KeyError(f"the notebook's parameter cell lacks {missing}")
-        values = {n: namespace[n] for n in names}
-        for key in ("resize_long_side", "tta_scales"):
-            values[key] = tuple(values[key])
-        values["color_jitter"] = tuple(values["color_jitter"]) if values["color_jitter"] else None
-        return from_dict(cls, values, where="priors notebook parameters")
+        settings = settings_from_namespace(cls, namespace, where="priors notebook parameters")
+        return settings if settings.color_jitter else replace(settings, color_jitter=None)
 
     @property
     def data(self) -> DatasetConfig:
@@ -144,10 +134,6 @@ class PriorsRun:
                 "FNR (%)": 100 * best.mean_fn, "images": self.sweep.num_images}
 
 
-def _record_path(ctx: RunContext, label: str, seed: int) -> Path:
-    return ctx.work_dir / "runs" / "priors" / f"{label.replace('+', '_')}-seed{seed}.json"
-
-
 def run_priors(ctx: RunContext, settings: PriorsSettings, method: str, *, label_smoothing: float = 0.0,
                seed: int = 0, method_params: Mapping[str, Any] | None = None, notebook: str = "",
                ordinary: TrainedClassifier | None = None, progress: bool = True) -> PriorsRun:
@@ -167,25 +153,15 @@ def run_priors(ctx: RunContext, settings: PriorsSettings, method: str, *, label_
     sweep_dir = sweep_stage_dir(ctx, cams, settings.data, settings.eval_split, progress=progress)
     label = method_label(method, label_smoothing)
     record = {"label": label, "method": method, "label_smoothing": float(label_smoothing), "seed": int(seed),
-              "notebook": notebook, "classifier": trained.stage.path.relative_to(ctx.work_dir).as_posix(),
-              "cams": cams.path.relative_to(ctx.work_dir).as_posix(),
-              "sweep": sweep_dir.path.relative_to(ctx.work_dir).as_posix()}
-    atomic_write_json(_record_path(ctx, label, seed), record)
+              "notebook": notebook, "classifier": relative(ctx, trained.stage), "cams": relative(ctx, cams),
+              "sweep": relative(ctx, sweep_dir)}
+    write_record(ctx, "priors", f"{label.replace('+', '_')}-seed{seed}", record)
     return _load_record(ctx, record)
 
 
-def _stage_dir(ctx: RunContext, relative: str) -> StageDir:
-    path = ctx.work_dir / relative
-    stage, name = Path(relative).parts[0], path.name
-    sd = StageDir(stage=stage, key=name.rsplit("-", 1)[-1], path=path)
-    if not sd.done:
-        raise FileNotFoundError(f"{path}: the stage a priors record points to is missing or unfinished; "
-                                "rerun the notebook that produced it")
-    return sd
-
-
 def _load_record(ctx: RunContext, record: Mapping[str, Any]) -> PriorsRun:
-    classifier, cams, sweep_dir = (_stage_dir(ctx, record[k]) for k in ("classifier", "cams", "sweep"))
+    classifier, cams, sweep_dir = (stage_from_record(ctx, record[k], "the priors notebook that produced it")
+                                   for k in ("classifier", "cams", "sweep"))
     return PriorsRun(label=record["label"], method=record["method"], label_smoothing=record["label_smoothing"],
                      seed=record["seed"], notebook=record.get("notebook", ""), classifier=classifier, cams=cams,
                      sweep_dir=sweep_dir, history=classifier.read_frame("history.csv"), sweep=load_sweep(sweep_dir))
@@ -193,8 +169,7 @@ def _load_record(ctx: RunContext, record: Mapping[str, Any]) -> PriorsRun:
 
 def load_priors_runs(ctx: RunContext, labels: Sequence[str] | None = None) -> list[PriorsRun]:
     """Every recorded priors run of this profile (optionally only ``labels``), ordered by label then seed."""
-    folder = ctx.work_dir / "runs" / "priors"
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    records = read_records(ctx, "priors")
     if labels is not None:
         records = [r for r in records if r["label"] in labels]
     runs = [_load_record(ctx, r) for r in records]

@@ -15,9 +15,7 @@ per image, and writes atomically. ``run_saliency`` chains them for one hint sour
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -44,18 +42,15 @@ from wsss_lib.refinement.saliency import make_pseudo_saliency
 from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import infer_cams_stage, load_classifier_stage
 from wsss_lib.stages.priors import PriorsRun, load_priors_runs
+from wsss_lib.stages.records import read_records, relative, settings_from_namespace, slug, stage_from_record, write_record
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit, resolve_device
+from wsss_lib.train.trainer import TrainConfig, fit, inference_setup
 
 __all__ = ["C2AMStageConfig", "DetectorStageConfig", "TrainedSaliency", "train_c2am", "train_detector",
            "infer_saliency_stage", "pseudo_saliency_stage", "saliency_score_stage", "hint_cams_stage",
            "SaliencySettings", "SaliencyRun", "saliency_label", "run_saliency", "load_saliency_runs"]
 
 _UNHASHED_TRAIN = ("device", "num_workers", "eval", "eval_every")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_").lower()
 
 
 def _hashed(cfg: Any) -> dict[str, Any]:
@@ -86,7 +81,7 @@ class C2AMStageConfig:
 
     @property
     def run_name(self) -> str:
-        kind = f"c2amh-{_slug(self.hints_label) or 'hints'}" if self.hints_cams else "c2am"
+        kind = f"c2amh-{slug(self.hints_label) or 'hints'}" if self.hints_cams else "c2am"
         return f"{kind}-{self.backbone.name}-seed{self.train.seed}"
 
     def hashed(self) -> dict[str, Any]:
@@ -113,7 +108,7 @@ class DetectorStageConfig:
 
     @property
     def run_name(self) -> str:
-        return f"detector-{_slug(self.pseudo_label) or 'pseudo'}-{self.backbone.name}-seed{self.train.seed}"
+        return f"detector-{slug(self.pseudo_label) or 'pseudo'}-{self.backbone.name}-seed{self.train.seed}"
 
     def hashed(self) -> dict[str, Any]:
         return _hashed(self)
@@ -226,15 +221,11 @@ def infer_saliency_stage(ctx: RunContext, trained: TrainedSaliency, split: str, 
     if sd.done:
         return sd
     cfg = trained.config
-    device = resolve_device(cfg.train.device)
-    amp = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.train.amp] if device.type == "cuda" else None
-    model = trained.method.cam_model().to(device)
-    if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    setup = inference_setup(cfg.train)
     mean, std = trained.method.normalization
     dataset = open_dataset(cfg.dataset, split, work_dir=ctx.work_dir, progress=progress)
-    counts = infer_saliency(model, dataset, sd.file("png"), mean, std, tta, device=device, autocast_dtype=amp,
-                            channels_last=cfg.train.channels_last, progress=progress)
+    counts = infer_saliency(setup.prepare(trained.method.cam_model()), dataset, sd.file("png"), mean, std, tta,
+                            progress=progress, **setup.kwargs())
     sd.mark_done(images=len(dataset), **counts)
     return sd
 
@@ -334,13 +325,7 @@ class SaliencySettings:
 
     @classmethod
     def from_namespace(cls, namespace: Mapping[str, Any]) -> "SaliencySettings":
-        names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in namespace]
-        if missing:
-            raise KeyError(f"the notebook's parameter cell lacks {missing}")
-        values = {n: namespace[n] for n in names}
-        values["tta_scales"] = tuple(values["tta_scales"])
-        return from_dict(cls, values, where="saliency notebook parameters")
+        return settings_from_namespace(cls, namespace, where="saliency notebook parameters")
 
     @property
     def data(self) -> DatasetConfig:
@@ -393,10 +378,6 @@ class SaliencyRun:
     """Detector saliency of the evaluation split: Table 6's "R." column."""
 
 
-def _record_path(ctx: RunContext, label: str) -> Path:
-    return ctx.work_dir / "runs" / "saliency" / f"{_slug(label)}.json"
-
-
 def run_saliency(ctx: RunContext, settings: SaliencySettings, hints: str = "", progress: bool = True) -> SaliencyRun:
     """Train C²AM (``hints=""``) or C²AM-H with hints from the priors run labelled ``hints`` (seed
     ``settings.hints_seed``), then everything down to the detector's saliency; record the run."""
@@ -419,26 +400,20 @@ def run_saliency(ctx: RunContext, settings: SaliencySettings, hints: str = "", p
                               per_split[settings.train_split][1], progress=progress)
     refined = infer_saliency_stage(ctx, detector, settings.eval_split, scales, progress=progress)
     saliency, pseudo = per_split[settings.eval_split]
-    rel = lambda sd: sd.path.relative_to(ctx.work_dir).as_posix() if sd is not None else ""  # noqa: E731
-    atomic_write_json(_record_path(ctx, label), {
-        "label": label, "hints": hints, "eval_split": settings.eval_split, "c2am": rel(c2am.stage),
-        "detector": rel(detector.stage), "hint_cams": rel(hint_cams), "saliency": rel(saliency),
-        "pseudo": rel(pseudo), "refined": rel(refined)})
+    write_record(ctx, "saliency", slug(label), {
+        "label": label, "hints": hints, "eval_split": settings.eval_split, "c2am": relative(ctx, c2am.stage),
+        "detector": relative(ctx, detector.stage), "hint_cams": relative(ctx, hint_cams),
+        "saliency": relative(ctx, saliency), "pseudo": relative(ctx, pseudo), "refined": relative(ctx, refined)})
     return SaliencyRun(label, hints, c2am, detector, hint_cams, saliency, pseudo, refined)
 
 
-def _stage(ctx: RunContext, relative: str) -> StageDir:
-    path = ctx.work_dir / relative
-    sd = StageDir(stage=Path(relative).parts[0], key=path.name.rsplit("-", 1)[-1], path=path)
-    if not sd.done:
-        raise FileNotFoundError(f"{path}: the stage a saliency record points to is missing or unfinished; rerun notebook 07")
-    return sd
+def _stage(ctx: RunContext, rel: str) -> StageDir:
+    return stage_from_record(ctx, rel, "notebook 07")
 
 
 def load_saliency_runs(ctx: RunContext, labels: list[str] | None = None) -> list[SaliencyRun]:
     """The recorded saliency runs of this profile (optionally only ``labels``, in that order)."""
-    folder = ctx.work_dir / "runs" / "saliency"
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    records = read_records(ctx, "saliency")
     if labels is not None:
         records = sorted((r for r in records if r["label"] in labels), key=lambda r: labels.index(r["label"]))
     runs = []

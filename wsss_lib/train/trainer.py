@@ -78,6 +78,30 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+@dataclass(frozen=True)
+class InferenceSetup:
+    """Where and how a trained network runs at inference time (the training config's device/AMP/layout)."""
+
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    channels_last: bool
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def kwargs(self) -> dict:
+        """``device``, ``autocast_dtype`` and ``channels_last`` keyword arguments of the inference loops."""
+        return {"device": self.device, "autocast_dtype": self.autocast_dtype, "channels_last": self.channels_last}
+
+
+def inference_setup(cfg: TrainConfig) -> InferenceSetup:
+    """Device, autocast dtype (CUDA only) and memory layout of ``cfg``, for the inference stages."""
+    device = resolve_device(cfg.device)
+    amp = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.amp] if device.type == "cuda" else None
+    return InferenceSetup(device, amp, cfg.channels_last)
+
+
 def _collate(samples: list[dict]) -> dict:
     """Tensors are stacked (``image``, ``mask``, ``label`` and extras such as C²AM-H's ``hint``), the rest listed."""
     return {key: torch.stack([s[key] for s in samples]) if torch.is_tensor(samples[0][key]) else [s[key] for s in samples]

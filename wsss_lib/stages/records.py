@@ -1,0 +1,69 @@
+"""Run records and notebook settings shared by the notebook-level stage chains (priors, saliency, refinement).
+
+A *run record* is a small JSON file under ``<work_dir>/runs/<kind>/`` naming, relative to the work directory,
+the stage directories one notebook run used, so that a later notebook finds them without guessing. A
+*settings* dataclass holds one field per parameter of a notebook and is read from the notebook's namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+from wsss_lib.artifacts import StageDir
+from wsss_lib.config import from_dict
+from wsss_lib.io import atomic_write_json
+from wsss_lib.reporting.context import RunContext
+
+__all__ = ["slug", "settings_from_namespace", "relative", "stage_from_record", "write_record", "read_records"]
+
+S = TypeVar("S")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe, lower-case form of a run label (``"C2AM-H (P-NOC+LS)"`` -> ``"c2am_h_p_noc_ls"``)."""
+    return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_").lower()
+
+
+def settings_from_namespace(cls: type[S], namespace: Mapping[str, Any], where: str) -> S:
+    """Pick the fields of the settings dataclass ``cls`` from a notebook's globals (each must be a parameter
+    there); list values of tuple-typed fields become tuples, then the values are type-checked by ``from_dict``."""
+    names = [f.name for f in fields(cls)]
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        raise KeyError(f"the notebook's parameter cell lacks {missing}")
+    values = {n: namespace[n] for n in names}
+    for f in fields(cls):
+        if "tuple" in str(f.type) and isinstance(values[f.name], list):
+            values[f.name] = tuple(tuple(v) if isinstance(v, list) else v for v in values[f.name])
+    return from_dict(cls, values, where=where)
+
+
+def relative(ctx: RunContext, sd: StageDir | None) -> str:
+    """``sd``'s path relative to the work directory (``""`` for none), as records store it."""
+    return sd.path.relative_to(ctx.work_dir).as_posix() if sd is not None else ""
+
+
+def stage_from_record(ctx: RunContext, rel: str, producer: str) -> StageDir:
+    """The finished stage a record points to; a missing or unfinished one names the notebook to rerun."""
+    path = ctx.work_dir / rel
+    sd = StageDir(stage=Path(rel).parts[0], key=path.name.rsplit("-", 1)[-1], path=path)
+    if not sd.done:
+        raise FileNotFoundError(f"{path}: the stage a run record points to is missing or unfinished; rerun {producer}")
+    return sd
+
+
+def write_record(ctx: RunContext, kind: str, name: str, record: Mapping[str, Any]) -> Path:
+    """Write (atomically, replacing an older one) the record ``<work_dir>/runs/<kind>/<name>.json``."""
+    path = ctx.work_dir / "runs" / kind / f"{name}.json"
+    atomic_write_json(path, dict(record))
+    return path
+
+
+def read_records(ctx: RunContext, kind: str) -> list[dict[str, Any]]:
+    """Every record of ``kind`` in this profile's work directory, in file-name order."""
+    folder = ctx.work_dir / "runs" / kind
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
