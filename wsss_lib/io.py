@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import multiprocessing
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -76,20 +78,48 @@ def atomic_save_image(path: str | os.PathLike, image, **save_kwargs) -> None:
 
 
 def for_each_missing(ids: Iterable[str], path_of: Callable[[str], Path], write: Callable[[str, Path], None], *,
-                     desc: str = "", progress: bool = True) -> dict[str, int]:
+                     desc: str = "", progress: bool = True, workers: int = 1) -> dict[str, int]:
     """The resumable per-image loop of every inference/refinement stage.
 
     For each id whose output ``path_of(id)`` does not exist yet, ``write(id, path)`` produces it (atomically:
     the ``atomic_*`` writers above); existing files are kept, so an interrupted stage resumes where it stopped.
     Returns ``{"computed", "skipped"}`` counts (recorded in the stage's ``DONE.json``).
+
+    ``workers > 1`` splits the missing ids over that many forked processes (Linux; for CPU-bound steps such as
+    the dense CRF, which is single-threaded). The parent shows the progress by counting finished files; a worker
+    that fails makes the whole call fail (its traceback is printed by the worker), and the files written before
+    stay valid for the resume.
     """
-    computed = skipped = 0
-    for image_id in tqdm(list(ids), desc=desc, disable=not progress):
-        path = Path(path_of(image_id))
-        if path.is_file():
-            skipped += 1
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(image_id, path)
-        computed += 1
-    return {"computed": computed, "skipped": skipped}
+    ids = list(ids)
+    todo = [i for i in ids if not Path(path_of(i)).is_file()]
+    skipped = len(ids) - len(todo)
+    for image_id in todo:
+        Path(path_of(image_id)).parent.mkdir(parents=True, exist_ok=True)
+    if workers > 1 and len(todo) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _run_forked(todo, path_of, write, desc, progress, min(workers, len(todo)))
+    else:
+        for image_id in tqdm(todo, desc=desc, disable=not progress):
+            write(image_id, Path(path_of(image_id)))
+    return {"computed": len(todo), "skipped": skipped}
+
+
+def _run_forked(todo: list[str], path_of, write, desc: str, progress: bool, workers: int) -> None:
+    def shard(ids: list[str]) -> None:
+        for image_id in ids:
+            write(image_id, Path(path_of(image_id)))
+
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=shard, args=(todo[k::workers],), daemon=True) for k in range(workers)]
+    for process in processes:
+        process.start()
+    with tqdm(total=len(todo), desc=f"{desc} [{workers} processes]", disable=not progress) as bar:
+        while any(p.is_alive() for p in processes):
+            time.sleep(0.5)
+            bar.update(sum(Path(path_of(i)).is_file() for i in todo) - bar.n)
+        bar.update(sum(Path(path_of(i)).is_file() for i in todo) - bar.n)
+    failed = [p.exitcode for p in processes if p.exitcode != 0]
+    missing = [i for i in todo if not Path(path_of(i)).is_file()]
+    if failed or missing:
+        raise RuntimeError(f"{desc}: {len(failed)} worker process(es) failed (exit codes {failed}); "
+                           f"{len(missing)} output(s) missing, e.g. {missing[:3]}; see the traceback above. "
+                           "Finished files are kept: rerun to resume.")

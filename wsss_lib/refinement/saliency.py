@@ -30,7 +30,7 @@ def pseudo_saliency_mask(image: np.ndarray, saliency: np.ndarray, threshold: flo
 
 
 def make_pseudo_saliency(dataset, saliency_dir: str | Path, out_dir: str | Path, threshold: float = 0.2,
-                         crf: str = "label", progress: bool = True) -> dict[str, int]:
+                         crf: str = "label", progress: bool = True, workers: int = 1) -> dict[str, int]:
     """One 0/255 PNG per image of ``dataset`` (resumable, atomic); returns ``{"computed", "skipped"}``."""
     def write(image_id: str, path: Path) -> None:
         image = dataset.load_image(image_id)
@@ -39,7 +39,7 @@ def make_pseudo_saliency(dataset, saliency_dir: str | Path, out_dir: str | Path,
         atomic_save_image(path, Image.fromarray(mask * 255, mode="L"))
 
     return for_each_missing(dataset.ids, lambda i: Path(out_dir) / f"{i}.png", write,
-                            desc=f"pseudo-saliency ({dataset.split})", progress=progress)
+                            desc=f"pseudo-saliency ({dataset.split})", progress=progress, workers=workers)
 
 
 def load_pseudo_saliency(path: str | Path) -> np.ndarray:

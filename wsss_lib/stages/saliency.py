@@ -231,14 +231,16 @@ def infer_saliency_stage(ctx: RunContext, trained: TrainedSaliency, split: str, 
 
 
 def pseudo_saliency_stage(ctx: RunContext, saliency: StageDir, dataset_cfg: DatasetConfig, split: str,
-                          threshold: float = 0.2, crf: str = "label", progress: bool = True) -> StageDir:
+                          threshold: float = 0.2, crf: str = "label", progress: bool = True,
+                          workers: int = 1) -> StageDir:
     """0/255 pseudo-saliency masks of ``split`` from the maps in ``saliency`` (stage ``pseudo_saliency``)."""
     sd = ctx.store.stage("pseudo_saliency", {"saliency": saliency.key, "split": split, "threshold": float(threshold),
                                              "crf": crf}, name=saliency.path.name.rsplit("-", 1)[0])
     if sd.done:
         return sd
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-    counts = make_pseudo_saliency(dataset, saliency.file("png"), sd.file("png"), threshold, crf, progress=progress)
+    counts = make_pseudo_saliency(dataset, saliency.file("png"), sd.file("png"), threshold, crf, progress=progress,
+                                  workers=workers)
     sd.mark_done(images=len(dataset), **counts)
     return sd
 
@@ -395,7 +397,8 @@ def run_saliency(ctx: RunContext, settings: SaliencySettings, hints: str = "", p
     for split in dict.fromkeys([settings.train_split, settings.eval_split]):
         maps = infer_saliency_stage(ctx, c2am, split, scales, progress=progress)
         per_split[split] = (maps, pseudo_saliency_stage(ctx, maps, settings.data, split, settings.pseudo_threshold,
-                                                        settings.pseudo_crf, progress=progress))
+                                                        settings.pseudo_crf, progress=progress,
+                                                        workers=settings.num_workers))
     detector = train_detector(ctx, settings.detector(per_split[settings.train_split][1], label),
                               per_split[settings.train_split][1], progress=progress)
     refined = infer_saliency_stage(ctx, detector, settings.eval_split, scales, progress=progress)

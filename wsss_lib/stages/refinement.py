@@ -1,0 +1,408 @@
+"""Stages of the refinement pipeline (P-NOC sections 5 and 7.3; official ``runners/3-rw.sh``):
+
+1. ``affinity_labels_stage``: affinity labels of the affinity network's training split, from a priors run's CAMs
+   (conventional rule) or from its CAMs and a saliency run's maps (P-NOC's saliency-aware rule);
+2. ``train_affinity``: the affinity network (IRN boundary branch, or AffinityNet's feature head) on those labels;
+3. ``random_walk_stage``: the priors' CAMs of an evaluation split walked with the network's affinities;
+4. ``pseudo_mask_stage``: background threshold + one CRF iteration -> palette PNG pseudo-masks (VOC layout);
+5. ``mask_score_stage``: their confusion matrix against the split's ground truth (Table 7).
+
+Every stage is keyed by a hash of its configuration and upstream keys, resumes per image and writes atomically.
+``run_refinement`` chains them for one row of Table 7 (a priors run and, optionally, a saliency run) and records
+it under ``<work_dir>/runs/refinement/`` for notebook 08 and the segmentation notebook (09).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from wsss_lib.artifacts import StageDir
+from wsss_lib.config import to_dict
+from wsss_lib.data import DatasetConfig, open_dataset
+from wsss_lib.data.saliency import PseudoSaliencyDataset
+from wsss_lib.data.transforms import AugmentConfig, build_train_transform
+from wsss_lib.evaluation.confusion import ConfusionMatrix
+from wsss_lib.evaluation.sweep import SweepResult
+from wsss_lib.inference.affinity import RandomWalkConfig, infer_random_walk
+from wsss_lib.io import atomic_path, atomic_save_npz
+from wsss_lib.methods.affinity import AffinityLossConfig, AffinityMethod
+from wsss_lib.models.affinity import AffinityNetConfig, create_affinity_network
+from wsss_lib.models.backbone import BackboneConfig
+from wsss_lib.refinement.affinity_labels import AffinityLabelConfig, load_affinity_labels, make_affinity_labels
+from wsss_lib.refinement.pseudo_masks import make_pseudo_masks, score_masks
+from wsss_lib.reporting.context import RunContext
+from wsss_lib.stages.classifier import load_sweep, sweep_stage_dir
+from wsss_lib.stages.priors import PriorsRun, load_priors_runs
+from wsss_lib.stages.records import (read_records, relative, settings_from_namespace, slug, stage_from_record,
+                                     write_record)
+from wsss_lib.stages.saliency import SaliencyRun, hint_cams_stage, infer_saliency_stage, load_saliency_runs
+from wsss_lib.train.optim import OptimConfig
+from wsss_lib.train.trainer import TrainConfig, fit, inference_setup
+
+__all__ = ["AffinityStageConfig", "TrainedAffinity", "affinity_labels_stage", "train_affinity", "random_walk_stage",
+           "pseudo_mask_stage", "mask_score_stage", "label_quality_stage", "RefinementSettings", "RefinementRun",
+           "SplitResult", "refinement_label", "run_refinement", "load_refinement_runs"]
+
+
+class AffinityLabelsDataset(PseudoSaliencyDataset):
+    """Training samples whose ``mask`` is the image's affinity label map (class ids, 255 = uncertain)."""
+
+    def __getitem__(self, index: int) -> dict:
+        image_id = self.base.ids[index]
+        image = self.base.load_image(image_id)
+        path = self.masks_dir / f"{image_id}.png"
+        mask = load_affinity_labels(path, self.base.num_classes)
+        if mask.shape != image.shape[:2]:
+            raise ValueError(f"{path}: label size {mask.shape} does not match the image size {image.shape[:2]}")
+        image, mask = self.transform(image, mask)
+        return {"id": image_id, "image": image, "mask": mask, "label": torch.from_numpy(self.base.labels[index])}
+
+
+@dataclass(frozen=True)
+class AffinityStageConfig:
+    """Everything that determines a trained affinity network (its hash is the stage key)."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(out_indices=(0, 1, 2, 3, 4),
+                                                                            output_stride=16, frozen_bn=True))
+    network: AffinityNetConfig = field(default_factory=AffinityNetConfig)
+    loss: AffinityLossConfig = field(default_factory=AffinityLossConfig)
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(
+        crop_size=512, resize_mode="long_side", resize_long_side=(320, 640), color_jitter=None))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, batch_size=32, eval_every=0))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.1, momentum=0.0, weight_decay=1e-4))
+    train_split: str = "train_aug"
+    labels_key: str = ""
+    """Key of the affinity-label stage (of ``train_split``) the network learns from."""
+    labels_label: str = ""
+
+    @property
+    def run_name(self) -> str:
+        return f"affinity-{self.network.head}-{slug(self.labels_label) or 'labels'}-{self.backbone.name}-seed{self.train.seed}"
+
+    def hashed(self) -> dict[str, Any]:
+        payload = to_dict(self)
+        for key in ("device", "num_workers", "eval", "eval_every"):
+            payload["train"].pop(key)
+        return payload
+
+
+@dataclass(frozen=True)
+class TrainedAffinity:
+    config: AffinityStageConfig
+    stage: StageDir
+    method: AffinityMethod
+    history: pd.DataFrame
+
+
+def _build(cfg: AffinityStageConfig, weights: str | None = None) -> AffinityMethod:
+    backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
+    return AffinityMethod(create_affinity_network(backbone, cfg.network), cfg.loss)
+
+
+def _load_finished(cfg: AffinityStageConfig, sd: StageDir) -> TrainedAffinity:
+    method = _build(cfg, weights="none")
+    method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
+    return TrainedAffinity(cfg, sd, method, sd.read_frame("history.csv"))
+
+
+def affinity_labels_stage(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig, split: str,
+                          cfg: AffinityLabelConfig, saliency: StageDir | None = None,
+                          progress: bool = True, workers: int = 1) -> StageDir:
+    """Affinity label PNGs of ``split`` (stage ``affinity_labels``; saliency maps needed in ``saliency`` mode)."""
+    if cfg.needs_saliency != (saliency is not None):
+        raise ValueError(f"affinity labels in {cfg.mode!r} mode {'need' if cfg.needs_saliency else 'take no'} "
+                         "saliency maps")
+    sd = ctx.store.stage("affinity_labels", {"cams": cams.key, "saliency": saliency.key if saliency else "",
+                                             "split": split, "labels": cfg},
+                         name=f"{cfg.mode}-{cams.path.name.rsplit('-', 1)[0]}")
+    if sd.done:
+        return sd
+    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+    counts = make_affinity_labels(dataset, cams.file("npz"), sd.file("png"), cfg,
+                                  saliency.file("png") if saliency else None, progress=progress, workers=workers)
+    sd.mark_done(images=len(dataset), **counts)
+    return sd
+
+
+def train_affinity(ctx: RunContext, cfg: AffinityStageConfig, labels: StageDir, progress: bool = True) -> TrainedAffinity:
+    """Train (resume, or load) the affinity network on the labels in ``labels``."""
+    if labels.key != cfg.labels_key:
+        raise ValueError(f"affinity network configured with label stage {cfg.labels_key} but given {labels.key}")
+    sd = ctx.store.stage("affinity", cfg.hashed(), name=cfg.run_name)
+    if sd.done:
+        return _load_finished(cfg, sd)
+    method = _build(cfg)
+    mean, std = method.normalization
+    base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
+    train_set = AffinityLabelsDataset(base, labels.file("png"), build_train_transform(cfg.augment, mean, std))
+    result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
+    with atomic_path(sd.file("model.pt")) as tmp:
+        torch.save(method.cpu().state_dict(), tmp)
+    sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
+    return _load_finished(cfg, sd)
+
+
+def random_walk_stage(ctx: RunContext, trained: TrainedAffinity, cams: StageDir, split: str, cfg: RandomWalkConfig,
+                      progress: bool = True) -> StageDir:
+    """Walked CAM files of ``split`` (stage ``rw``, CAM file format under ``npz/``; resumable)."""
+    sd = ctx.store.stage("rw", {"affinity": trained.stage.key, "cams": cams.key, "split": split, "walk": cfg},
+                         name=f"{trained.config.run_name}-{split}")
+    if sd.done:
+        return sd
+    setup = inference_setup(trained.config.train)
+    network = setup.prepare(trained.method.network)
+    mean, std = trained.method.normalization
+    dataset = open_dataset(trained.config.dataset, split, work_dir=ctx.work_dir, progress=progress)
+    counts = infer_random_walk(network, dataset, cams.file("npz"), sd.file("npz"), mean, std, cfg, progress=progress,
+                               **setup.kwargs())
+    sd.mark_done(images=len(dataset), **counts)
+    return sd
+
+
+def pseudo_mask_stage(ctx: RunContext, walked: StageDir, dataset_cfg: DatasetConfig, split: str, bg_threshold: float,
+                      crf: str = "label_pseudo_mask", progress: bool = True, workers: int = 1) -> StageDir:
+    """Palette PNG pseudo-masks of ``split`` in ``<stage>/SegmentationClass/`` (stage ``pseudo_masks``)."""
+    sd = ctx.store.stage("pseudo_masks", {"rw": walked.key, "split": split, "bg_threshold": float(bg_threshold),
+                                          "crf": crf}, name=walked.path.name.rsplit("-", 1)[0])
+    if sd.done:
+        return sd
+    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+    counts = make_pseudo_masks(dataset, walked.file("npz"), sd.path, bg_threshold, crf, progress=progress,
+                               workers=workers)
+    sd.mark_done(images=len(dataset), **counts)
+    return sd
+
+
+def _cached_confusion(ctx: RunContext, stage: str, key: dict, dataset, compute) -> ConfusionMatrix:
+    def run(sd: StageDir) -> ConfusionMatrix:
+        confusion = compute()
+        atomic_save_npz(sd.file("counts.npz"), counts=np.asarray(confusion.counts))
+        return confusion
+
+    def load(sd: StageDir) -> ConfusionMatrix:
+        with np.load(sd.file("counts.npz")) as data:
+            return ConfusionMatrix(dataset.num_classes).add_counts(data["counts"])
+
+    return ctx.store.cached(stage, {**key, "dataset_key": dataset.cache_key()}, run, load)
+
+
+def mask_score_stage(ctx: RunContext, masks: StageDir, dataset_cfg: DatasetConfig, split: str,
+                     progress: bool = True) -> ConfusionMatrix:
+    """Confusion matrix of the pseudo-masks in ``masks`` against ``split``'s ground truth (cached)."""
+    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+    return _cached_confusion(ctx, "mask_scores", {"masks": masks.key, "split": split}, dataset,
+                             lambda: score_masks(dataset, masks.path, progress=progress))
+
+
+def label_quality_stage(ctx: RunContext, labels: StageDir, dataset_cfg: DatasetConfig, split: str,
+                        progress: bool = True) -> ConfusionMatrix:
+    """Confusion matrix of affinity labels against the ground truth (uncertain 255 = unassigned, a miss)."""
+    from wsss_lib.data.base import read_index_png
+
+    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+
+    def compute() -> ConfusionMatrix:
+        confusion = ConfusionMatrix(dataset.num_classes)
+        for image_id in dataset.ids:
+            confusion.update(read_index_png(labels.file("png") / f"{image_id}.png", dataset.num_classes),
+                             dataset.load_mask(image_id))
+        return confusion
+
+    return _cached_confusion(ctx, "affinity_label_scores", {"labels": labels.key, "split": split}, dataset, compute)
+
+
+# ---------------------------------------------------------------------------------------------- notebook 08
+def refinement_label(priors: str, saliency: str) -> str:
+    """Row label of Table 7: ``"P-NOC+LS + C2AM-H (P-NOC+LS)"`` or ``"P (conventional labels)"``."""
+    return f"{priors} + {saliency}" if saliency else f"{priors} (conventional labels)"
+
+
+@dataclass(frozen=True)
+class RefinementSettings:
+    """Parameters of notebook 08 (one field per notebook parameter of the same name)."""
+
+    dataset: str = "synthetic"
+    data_root: str = ""
+    train_split: str = "train_aug"
+    eval_splits: tuple[str, ...] = ("train", "val")
+    priors_seed: int = 0
+    fg_threshold: float = 0.40
+    bg_threshold: float = 0.10
+    label_crf: str = "label"
+    saliency_source: str = "detector"
+    affinity_head: str = "edge"
+    backbone: str = "tf_efficientnet_lite0"
+    weights: str = "offline-lite0"
+    output_stride: int = 16
+    epochs: int = 3
+    batch_size: int = 32
+    accumulate_steps: int = 1
+    lr: float = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 1e-4
+    crop_size: int = 512
+    resize_long_side: tuple[int, int] = (320, 640)
+    radius: int = 10
+    rw_radius: int = 5
+    beta: float = 10.0
+    exp_times: int = 8
+    pseudo_bg_threshold: float = 0.25
+    pseudo_threshold_from: str = "fixed"
+    """``"fixed"``: ``pseudo_bg_threshold`` (official: a constant, 0.25 paper-time, 0.3 HEAD); ``"sweep"``: the
+    walked maps' oracle background threshold on the first evaluation split, applied to every split."""
+    pseudo_crf: str = "label_pseudo_mask"
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "fp16"
+    num_workers: int = 2
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any]) -> "RefinementSettings":
+        return settings_from_namespace(cls, namespace, where="refinement notebook parameters")
+
+    @property
+    def data(self) -> DatasetConfig:
+        return DatasetConfig(name=self.dataset, data_root=self.data_root)
+
+    def labels(self, with_saliency: bool) -> AffinityLabelConfig:
+        return AffinityLabelConfig(mode="saliency" if with_saliency else "conventional",
+                                   fg_threshold=self.fg_threshold, bg_threshold=self.bg_threshold, crf=self.label_crf)
+
+    @property
+    def walk(self) -> RandomWalkConfig:
+        return RandomWalkConfig(radius=self.rw_radius, beta=self.beta, exp_times=self.exp_times)
+
+    def affinity(self, labels: StageDir, labels_label: str) -> AffinityStageConfig:
+        return AffinityStageConfig(
+            dataset=self.data,
+            backbone=BackboneConfig(name=self.backbone, weights=self.weights, output_stride=self.output_stride,
+                                    out_indices=(0, 1, 2, 3, 4), frozen_bn=True),
+            network=AffinityNetConfig(head=self.affinity_head),
+            loss=AffinityLossConfig(radius=self.radius),
+            augment=AugmentConfig(crop_size=self.crop_size, resize_mode="long_side",
+                                  resize_long_side=self.resize_long_side, color_jitter=None),
+            train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, num_workers=self.num_workers,
+                              seed=self.seed, device=self.device, amp=self.amp, eval_every=0),
+            optim=OptimConfig(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                              accumulate_steps=self.accumulate_steps),
+            train_split=self.train_split, labels_key=labels.key, labels_label=labels_label)
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """One evaluation split of a refinement run."""
+
+    split: str
+    cams: StageDir
+    walked: StageDir
+    masks: StageDir
+    priors_sweep: SweepResult = field(repr=False)
+    """The priors' CAMs: oracle background threshold, no CRF."""
+    walked_sweep: SweepResult = field(repr=False)
+    """The walked maps: oracle background threshold, no CRF."""
+    masks_confusion: ConfusionMatrix = field(repr=False)
+    """The pseudo-masks (fixed threshold + CRF)."""
+
+
+@dataclass(frozen=True)
+class RefinementRun:
+    """One row of Table 7: the affinity labels, the network and the per-split results."""
+
+    label: str
+    priors: str
+    saliency: str
+    labels: StageDir
+    train_cams: StageDir
+    """The priors' CAMs of the training split the labels were made from."""
+    affinity: TrainedAffinity = field(repr=False)
+    label_confusion: ConfusionMatrix = field(repr=False)
+    splits: dict[str, SplitResult] = field(repr=False)
+    pseudo_threshold: float = 0.25
+    """The background threshold the pseudo-masks used."""
+
+
+def _saliency_maps(ctx: RunContext, run: SaliencyRun, source: str, split: str, progress: bool) -> StageDir:
+    """The saliency maps of ``split`` from the run's detector (official) or its C²AM(-H) model."""
+    stored = run.refined if source == "detector" else run.saliency
+    stored_cfg = stored.config()["config"]
+    if stored_cfg["split"] == split:
+        return stored
+    model = run.detector if source == "detector" else run.c2am
+    return infer_saliency_stage(ctx, model, split, tuple(stored_cfg["tta"]["scales"]), stored_cfg["tta"]["flip"],
+                                progress=progress)
+
+
+def _find_priors(ctx: RunContext, label: str, seed: int) -> PriorsRun:
+    found = [r for r in load_priors_runs(ctx, [label]) if r.seed == seed]
+    if not found:
+        raise FileNotFoundError(f"no priors run {label!r} (seed {seed}) is recorded under {ctx.work_dir / 'runs' / 'priors'}; "
+                                "run the notebook that trains it (01-05) first")
+    return found[0]
+
+
+def run_refinement(ctx: RunContext, settings: RefinementSettings, priors: str, saliency: str = "",
+                   progress: bool = True) -> RefinementRun:
+    """One Table 7 row: affinity labels from the priors run ``priors`` (and the saliency run ``saliency``, e.g.
+    ``"C2AM-H (P-NOC+LS)"``; empty = conventional labels), the affinity network, the walk and the pseudo-masks
+    of every evaluation split, their scores; recorded for later notebooks."""
+    if settings.saliency_source not in ("detector", "c2am"):
+        raise ValueError(f"saliency_source must be 'detector' or 'c2am', got {settings.saliency_source!r}")
+    priors_run = _find_priors(ctx, priors, settings.priors_seed)
+    train_cams = hint_cams_stage(ctx, priors_run, settings.train_split, progress=progress)
+    saliency_maps = None
+    if saliency:
+        found = load_saliency_runs(ctx, [saliency])
+        if not found:
+            raise FileNotFoundError(f"no saliency run {saliency!r} is recorded under {ctx.work_dir / 'runs' / 'saliency'}; "
+                                    "run notebook 07 with that hint source first")
+        saliency_maps = _saliency_maps(ctx, found[0], settings.saliency_source, settings.train_split, progress)
+    label = refinement_label(priors, saliency)
+    labels = affinity_labels_stage(ctx, train_cams, settings.data, settings.train_split,
+                                   settings.labels(bool(saliency)), saliency_maps, progress=progress,
+                                   workers=settings.num_workers)
+    label_confusion = label_quality_stage(ctx, labels, settings.data, settings.train_split, progress=progress)
+    trained = train_affinity(ctx, settings.affinity(labels, label), labels, progress=progress)
+    walked, sweeps = {}, {}
+    for split in settings.eval_splits:
+        cams = hint_cams_stage(ctx, priors_run, split, progress=progress)
+        walked[split] = (cams, random_walk_stage(ctx, trained, cams, split, settings.walk, progress=progress))
+        sweeps[split] = tuple(load_sweep(sweep_stage_dir(ctx, sd, settings.data, split, progress=progress))
+                              for sd in walked[split])
+    if settings.pseudo_threshold_from not in ("fixed", "sweep"):
+        raise ValueError(f"pseudo_threshold_from must be 'fixed' or 'sweep', got {settings.pseudo_threshold_from!r}")
+    threshold = (settings.pseudo_bg_threshold if settings.pseudo_threshold_from == "fixed"
+                 else sweeps[settings.eval_splits[0]][1].best_threshold)
+    splits = {}
+    for split, (cams, rw) in walked.items():
+        masks = pseudo_mask_stage(ctx, rw, settings.data, split, threshold, settings.pseudo_crf, progress=progress,
+                                  workers=settings.num_workers)
+        splits[split] = SplitResult(split, cams, rw, masks, *sweeps[split],
+                                    mask_score_stage(ctx, masks, settings.data, split, progress=progress))
+    write_record(ctx, "refinement", slug(label), {
+        "label": label, "priors": priors, "saliency": saliency, "labels": relative(ctx, labels),
+        "train_cams": relative(ctx, train_cams),
+        "affinity": relative(ctx, trained.stage),
+        "splits": {s: {"cams": relative(ctx, r.cams), "walked": relative(ctx, r.walked), "masks": relative(ctx, r.masks)}
+                   for s, r in splits.items()},
+        "pseudo_bg_threshold": float(threshold), "pseudo_threshold_from": settings.pseudo_threshold_from,
+        "pseudo_crf": settings.pseudo_crf})
+    return RefinementRun(label, priors, saliency, labels, train_cams, trained, label_confusion, splits, float(threshold))
+
+
+def load_refinement_runs(ctx: RunContext, labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The recorded refinement runs (their records, with every stage checked to be finished), optionally only
+    ``labels`` in that order; each has ``"masks"``: split -> the finished pseudo-mask :class:`StageDir`."""
+    records = read_records(ctx, "refinement")
+    if labels is not None:
+        records = sorted((r for r in records if r["label"] in labels), key=lambda r: list(labels).index(r["label"]))
+    out = []
+    for r in records:
+        masks = {s: stage_from_record(ctx, v["masks"], "notebook 08") for s, v in r["splits"].items()}
+        out.append({**r, "masks": masks, "affinity_stage": stage_from_record(ctx, r["affinity"], "notebook 08")})
+    return out
