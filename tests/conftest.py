@@ -88,3 +88,19 @@ def tiny_synthetic(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_synthetic") / "data"
     generate(SyntheticConfig(image_size=64, n_train=8, n_train_aug_extra=8, n_val=4), root, workers=1, progress=False)
     return root
+
+
+def tiny_run_settings(data_root: Path) -> dict:
+    """CPU-second settings of the priors and saliency notebooks on :func:`tiny_synthetic` (for stage tests)."""
+    from wsss_lib.stages.priors import PriorsSettings
+    from wsss_lib.stages.saliency import SaliencySettings
+
+    return {
+        "priors": PriorsSettings(data_root=str(data_root), epochs=1, batch_size=4, crop_size=64,
+                                 resize_long_side=(48, 64), num_workers=0, device="cpu", quick_eval_size=64,
+                                 tta_scales=(1.0,)),
+        "saliency": SaliencySettings(data_root=str(data_root), train_split="train", eval_split="train", epochs=1,
+                                     batch_size=4, crop_size=64, resize_fixed=72, tta_scales=(1.0,), detector_epochs=1,
+                                     detector_batch_size=4, detector_accumulate_steps=1, detector_crop_size=64,
+                                     detector_width=16, device="cpu", num_workers=0),
+    }

@@ -202,21 +202,17 @@ def test_for_each_missing_resumes_and_runs_in_processes(tmp_path):
 # ------------------------------------------------------------------------------------------ stages end to end
 @pytest.fixture(scope="module")
 def refinement_ctx(tmp_path_factory, tiny_synthetic):
+    from conftest import tiny_run_settings
     from wsss_lib.reporting.context import RunContext
-    from wsss_lib.stages.priors import PriorsSettings, run_priors
+    from wsss_lib.stages.priors import run_priors
     from wsss_lib.stages.refinement import RefinementSettings
-    from wsss_lib.stages.saliency import SaliencySettings, run_saliency
+    from wsss_lib.stages.saliency import run_saliency
 
     root = tmp_path_factory.mktemp("refinement")
     ctx = RunContext.create("unit", str(root / "work"), str(root / "reports"))
-    priors = PriorsSettings(data_root=str(tiny_synthetic), epochs=1, batch_size=4, crop_size=64, resize_long_side=(48, 64),
-                            num_workers=0, device="cpu", quick_eval_size=64, tta_scales=(1.0,))
-    run_priors(ctx, priors, "cam", progress=False)
-    saliency = SaliencySettings(data_root=str(tiny_synthetic), train_split="train", eval_split="train", epochs=1,
-                                batch_size=4, crop_size=64, resize_fixed=72, tta_scales=(1.0,), detector_epochs=1,
-                                detector_batch_size=4, detector_accumulate_steps=1, detector_crop_size=64,
-                                detector_width=16, device="cpu", num_workers=0)
-    run_saliency(ctx, saliency, "", progress=False)
+    tiny = tiny_run_settings(tiny_synthetic)
+    run_priors(ctx, tiny["priors"], "cam", progress=False)
+    run_saliency(ctx, tiny["saliency"], "", progress=False)
     settings = RefinementSettings(data_root=str(tiny_synthetic), train_split="train", eval_splits=("train", "val"),
                                   epochs=2, batch_size=4, crop_size=64, resize_long_side=(48, 64), radius=4,
                                   exp_times=3, device="cpu", num_workers=2)

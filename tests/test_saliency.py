@@ -172,20 +172,15 @@ def test_adam_option_with_constant_rate():
 # ------------------------------------------------------------------------------------------ stages end to end
 @pytest.fixture(scope="module")
 def saliency_ctx(tmp_path_factory, tiny_synthetic):
+    from conftest import tiny_run_settings
     from wsss_lib.reporting.context import RunContext
-    from wsss_lib.stages.priors import PriorsSettings, run_priors
-    from wsss_lib.stages.saliency import SaliencySettings
+    from wsss_lib.stages.priors import run_priors
 
     root = tmp_path_factory.mktemp("saliency")
     ctx = RunContext.create("unit", str(root / "work"), str(root / "reports"))
-    priors = PriorsSettings(data_root=str(tiny_synthetic), epochs=1, batch_size=4, crop_size=64, resize_long_side=(48, 64),
-                            num_workers=0, device="cpu", quick_eval_size=64, tta_scales=(1.0,))
-    run_priors(ctx, priors, "cam", progress=False)
-    settings = SaliencySettings(data_root=str(tiny_synthetic), train_split="train", eval_split="train", epochs=1,
-                                batch_size=4, crop_size=64, resize_fixed=72, tta_scales=(1.0,), detector_epochs=1,
-                                detector_batch_size=4, detector_accumulate_steps=1, detector_crop_size=64,
-                                detector_width=16, device="cpu", num_workers=0)
-    return ctx, settings
+    settings = tiny_run_settings(tiny_synthetic)
+    run_priors(ctx, settings["priors"], "cam", progress=False)
+    return ctx, settings["saliency"]
 
 
 def test_c2am_and_c2amh_runs_record_and_reload(saliency_ctx):

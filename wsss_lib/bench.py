@@ -19,11 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from wsss_lib.inference.tta import TTAConfig, tta_cams
-from wsss_lib.io import atomic_path
+from wsss_lib.io import append_csv_rows
 from wsss_lib.methods.base import StepInfo
 from wsss_lib.methods.registry import available_methods, build_method, method_config
 from wsss_lib.models.backbone import BackboneConfig
@@ -150,11 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             print(", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
     device = resolve_device(args.device).type
     out = Path(args.out) if args.out else repo_root() / "reports" / "bench" / f"{device}.csv"
-    frame = pd.DataFrame(rows)
-    if out.is_file():
-        frame = pd.concat([pd.read_csv(out), frame], ignore_index=True)
-    with atomic_path(out) as tmp:
-        frame.to_csv(tmp, index=False)
+    append_csv_rows(out, rows)
     if len(rows) > 1:
         base = rows[0]["train_step_s"]
         print("step-time ratios (same run):", {f"{r['method']}/{r['amp']}": round(r["train_step_s"] / base, 2) for r in rows})

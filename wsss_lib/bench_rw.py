@@ -22,10 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
-from wsss_lib.io import atomic_path
+from wsss_lib.io import append_csv_rows
 from wsss_lib.paths import repo_root
 from wsss_lib.refinement.random_walk import affinity_weights, dense_transition, random_walk, transition_bytes
 from wsss_lib.train.trainer import resolve_device
@@ -52,7 +51,7 @@ def measure(impl: str, grid: int, device: torch.device, radius: int = 5, beta: f
            "device": str(device), "note": ""}
     dense_need = 3 * transition_bytes(grid, grid, radius)["dense"]
     if impl == "dense" and dense_need > _available_bytes(device):
-        row.update(seconds=float("nan"), peak_memory_mb=dense_need / 2**20,
+        row.update(seconds=float("nan"), peak_memory_mb=float("nan"),
                    note=f"not run: needs ~{dense_need / 2**30:.1f} GiB, {_available_bytes(device) / 2**30:.1f} GiB available")
         return row
     if device.type == "cuda":
@@ -116,11 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
     out = Path(args.out) if args.out else repo_root() / "reports" / "bench" / f"rw-{device.type}.csv"
-    frame = pd.DataFrame(rows)
-    if out.is_file():
-        frame = pd.concat([pd.read_csv(out), frame], ignore_index=True)
-    with atomic_path(out) as tmp:
-        frame.to_csv(tmp, index=False)
+    append_csv_rows(out, rows)
     print(f"appended {len(rows)} row(s) to {out}")
     return 0
 

@@ -27,6 +27,7 @@ __all__ = [
     "atomic_save_npz",
     "atomic_save_image",
     "for_each_missing",
+    "append_csv_rows",
 ]
 
 
@@ -123,3 +124,16 @@ def _run_forked(todo: list[str], path_of, write, desc: str, progress: bool, work
         raise RuntimeError(f"{desc}: {len(failed)} worker process(es) failed (exit codes {failed}); "
                            f"{len(missing)} output(s) missing, e.g. {missing[:3]}; see the traceback above. "
                            "Finished files are kept: rerun to resume.")
+
+
+def append_csv_rows(path: str | os.PathLike, rows: list[dict]) -> Path:
+    """Append ``rows`` to the CSV ``path`` (created if missing; columns united), rewriting it atomically."""
+    import pandas as pd
+
+    path = Path(path)
+    frame = pd.DataFrame(rows)
+    if path.is_file():
+        frame = pd.concat([pd.read_csv(path), frame], ignore_index=True)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return path
