@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from wsss_lib.inference.cam_io import cam_path, load_cam, save_cam
-from wsss_lib.inference.tta import _normalise
+from wsss_lib.inference.tta import scaled_outputs
 from wsss_lib.io import for_each_missing
 from wsss_lib.models.affinity import AffinityNetwork, grid_shape
 from wsss_lib.refinement.random_walk import feature_affinity, propagate_to_edge, random_walk
@@ -56,13 +56,7 @@ def affinity_output(network: AffinityNetwork, image: np.ndarray, mean: Sequence[
     """The network's flip-averaged output on the stride-4 grid: ``(h, w)`` boundary probabilities (edge head)
     or ``(D, h, w)`` features (feature head), float32 on ``device``."""
     device = torch.device(device)
-    x = _normalise(image, mean, std, device)
-    if flip:
-        x = torch.cat([x, x.flip(-1)])
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        out = network(x).float()
+    out = next(scaled_outputs(network, image, mean, std, (1.0,), flip, device, autocast_dtype, channels_last)).float()
     out = (out[0] + out[1].flip(-1)) / 2 if flip else out[0]
     return torch.sigmoid(out[0]) if network.cfg.head == "edge" else out
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from wsss_lib.inference.tta import _normalise
+from wsss_lib.inference.tta import scaled_outputs
 from wsss_lib.io import atomic_save_image, for_each_missing
 
 __all__ = ["SaliencyTTAConfig", "tta_saliency", "infer_saliency", "saliency_path", "save_saliency", "load_saliency"]
@@ -58,17 +58,9 @@ def tta_saliency(model: torch.nn.Module, image: np.ndarray, mean: Sequence[float
         raise ValueError(f"inversion must be 'one_minus' or 'negate', got {cfg.inversion!r}")
     device = torch.device(device)
     height, width = image.shape[:2]
-    pil = Image.fromarray(image)
     total = torch.zeros((height, width), device=device)
-    for scale in cfg.scales:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        x = _normalise(np.asarray(pil.resize(size, Image.BICUBIC)), mean, std, device)
-        if cfg.flip:
-            x = torch.cat([x, x.flip(-1)])
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            z = _logits(model(x)).float()[:, 0]
+    for output in scaled_outputs(model, image, mean, std, cfg.scales, cfg.flip, device, autocast_dtype, channels_last):
+        z = _logits(output).float()[:, 0]
         if cfg.invert:
             z = 1.0 - z if cfg.inversion == "one_minus" else -z
         z = F.relu(z) if cfg.activation == "relu" else torch.sigmoid(z)

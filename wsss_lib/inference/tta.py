@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from PIL import Image
 from wsss_lib.inference.cam_io import cam_path, save_cam
 from wsss_lib.io import for_each_missing
 
-__all__ = ["TTAConfig", "tta_cams", "infer_cams"]
+__all__ = ["TTAConfig", "scaled_outputs", "tta_cams", "infer_cams"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,26 @@ class TTAConfig:
 def _normalise(image: np.ndarray, mean: Sequence[float], std: Sequence[float], device: torch.device) -> torch.Tensor:
     x = torch.from_numpy(np.array(image, dtype=np.float32, copy=True)).to(device).permute(2, 0, 1)[None] / 255.0
     return (x - torch.tensor(mean, device=device).view(1, 3, 1, 1)) / torch.tensor(std, device=device).view(1, 3, 1, 1)
+
+
+def scaled_outputs(model: torch.nn.Module, image: np.ndarray, mean: Sequence[float], std: Sequence[float],
+                   scales: Sequence[float], flip: bool, device: torch.device, autocast_dtype: torch.dtype | None = None,
+                   channels_last: bool = False) -> Iterator[Any]:
+    """The model's output for each scale of a ``uint8`` RGB image (bicubic resize, normalised; with ``flip`` a
+    batch of two: the image and its horizontal flip), computed under autocast when ``autocast_dtype`` is set.
+    The one multi-scale forward of every TTA (CAMs, saliency, affinity)."""
+    pil = Image.fromarray(image)
+    height, width = image.shape[:2]
+    for scale in scales:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        x = _normalise(np.asarray(pil.resize(size, Image.BICUBIC)), mean, std, device)
+        if flip:
+            x = torch.cat([x, x.flip(-1)])
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            output = model(x)
+        yield output
 
 
 @torch.no_grad()
@@ -55,18 +75,9 @@ def tta_cams(model: torch.nn.Module, image: np.ndarray, keys: np.ndarray, mean: 
     hr_cam = torch.zeros((len(keys), height, width), device=device)
     if len(keys) == 0:
         return cam.cpu().numpy(), hr_cam.cpu().numpy()
-    pil = Image.fromarray(image)
     index = torch.as_tensor(keys - 1, device=device)
-    for scale in cfg.scales:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        x = _normalise(np.asarray(pil.resize(size, Image.BICUBIC)), mean, std, device)
-        if cfg.flip:
-            x = torch.cat([x, x.flip(-1)])
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            maps = model(x).cams
-        maps = F.relu(maps.float()[:, index])
+    for output in scaled_outputs(model, image, mean, std, cfg.scales, cfg.flip, device, autocast_dtype, channels_last):
+        maps = F.relu(output.cams.float()[:, index])
         maps = maps[0] + maps[1].flip(-1) if cfg.flip else maps[0]
         cam += F.interpolate(maps[None], size=small, mode="bilinear", align_corners=False)[0]
         hr_cam += F.interpolate(maps[None], size=padded, mode="bilinear", align_corners=False)[0, :, :height, :width]
