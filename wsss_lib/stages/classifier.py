@@ -26,7 +26,8 @@ from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.refinement.crf import label_crf_fn
 from wsss_lib.reporting.context import RunContext
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit, inference_setup
+from wsss_lib.stages.inference import inference_stage
+from wsss_lib.train.trainer import TrainConfig, fit
 
 __all__ = ["ClassifierStageConfig", "TrainedClassifier", "ORDINARY_METHODS", "with_ordinary", "train_classifier",
            "load_classifier", "load_classifier_stage", "infer_cams_stage", "sweep_stage", "sweep_stage_dir", "load_sweep"]
@@ -152,18 +153,12 @@ def load_classifier_stage(ctx: RunContext, sd: StageDir) -> TrainedClassifier:
 def infer_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, tta: TTAConfig = TTAConfig(),
                      progress: bool = True) -> StageDir:
     """CAM files of ``split`` (resumable), stage ``cams`` keyed by the classifier and the TTA settings."""
-    sd = ctx.store.stage("cams", {"classifier": trained.stage.key, "split": split, "tta": tta},
-                         name=f"{trained.config.run_name}-{split}")
-    if sd.done:
-        return sd
     cfg = trained.config
-    setup = inference_setup(cfg.train)
-    mean, std = trained.method.normalization
-    dataset = open_dataset(cfg.dataset, split, work_dir=ctx.work_dir, progress=progress)
-    counts = infer_cams(setup.prepare(trained.method.cam_model()), dataset, sd.file("npz"), mean, std, tta,
-                        progress=progress, **setup.kwargs())
-    sd.mark_done(images=len(dataset), **counts)
-    return sd
+    return inference_stage(ctx, "cams", {"classifier": trained.stage.key, "split": split, "tta": tta},
+                           f"{cfg.run_name}-{split}", trained.method, cfg.train, cfg.dataset, split,
+                           lambda model, dataset, sd, mean, std, **kw: infer_cams(model, dataset, sd.file("npz"), mean,
+                                                                                   std, tta, **kw),
+                           progress=progress)
 
 
 def sweep_stage(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig, split: str,

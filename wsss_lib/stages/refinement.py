@@ -42,7 +42,8 @@ from wsss_lib.stages.records import (read_records, relative, settings_from_names
                                      write_record)
 from wsss_lib.stages.saliency import SaliencyRun, hint_cams_stage, infer_saliency_stage, load_saliency_runs
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit, inference_setup
+from wsss_lib.stages.inference import inference_stage
+from wsss_lib.train.trainer import TrainConfig, fit
 
 __all__ = ["AffinityStageConfig", "TrainedAffinity", "affinity_labels_stage", "train_affinity", "random_walk_stage",
            "pseudo_mask_stage", "mask_score_stage", "label_quality_stage", "RefinementSettings", "RefinementRun",
@@ -151,18 +152,12 @@ def train_affinity(ctx: RunContext, cfg: AffinityStageConfig, labels: StageDir, 
 def random_walk_stage(ctx: RunContext, trained: TrainedAffinity, cams: StageDir, split: str, cfg: RandomWalkConfig,
                       progress: bool = True) -> StageDir:
     """Walked CAM files of ``split`` (stage ``rw``, CAM file format under ``npz/``; resumable)."""
-    sd = ctx.store.stage("rw", {"affinity": trained.stage.key, "cams": cams.key, "split": split, "walk": cfg},
-                         name=f"{trained.config.run_name}-{split}")
-    if sd.done:
-        return sd
-    setup = inference_setup(trained.config.train)
-    network = setup.prepare(trained.method.network)
-    mean, std = trained.method.normalization
-    dataset = open_dataset(trained.config.dataset, split, work_dir=ctx.work_dir, progress=progress)
-    counts = infer_random_walk(network, dataset, cams.file("npz"), sd.file("npz"), mean, std, cfg, progress=progress,
-                               **setup.kwargs())
-    sd.mark_done(images=len(dataset), **counts)
-    return sd
+    config = trained.config
+    return inference_stage(ctx, "rw", {"affinity": trained.stage.key, "cams": cams.key, "split": split, "walk": cfg},
+                           f"{config.run_name}-{split}", trained.method, config.train, config.dataset, split,
+                           lambda network, dataset, sd, mean, std, **kw: infer_random_walk(
+                               network, dataset, cams.file("npz"), sd.file("npz"), mean, std, cfg, **kw),
+                           progress=progress)
 
 
 def pseudo_mask_stage(ctx: RunContext, walked: StageDir, dataset_cfg: DatasetConfig, split: str, bg_threshold: float,

@@ -44,7 +44,8 @@ from wsss_lib.stages.classifier import infer_cams_stage, load_classifier_stage
 from wsss_lib.stages.priors import PriorsRun, load_priors_runs
 from wsss_lib.stages.records import read_records, relative, settings_from_namespace, slug, stage_from_record, write_record
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit, inference_setup
+from wsss_lib.stages.inference import inference_stage
+from wsss_lib.train.trainer import TrainConfig, fit
 
 __all__ = ["C2AMStageConfig", "DetectorStageConfig", "TrainedSaliency", "train_c2am", "train_detector",
            "infer_saliency_stage", "pseudo_saliency_stage", "saliency_score_stage", "hint_cams_stage",
@@ -216,18 +217,12 @@ def infer_saliency_stage(ctx: RunContext, trained: TrainedSaliency, split: str, 
                          flip: bool = True, progress: bool = True) -> StageDir:
     """Saliency PNGs of ``split`` (stage ``saliency``, keyed by the model and the TTA settings; resumable)."""
     tta = trained.tta(scales, flip)
-    sd = ctx.store.stage("saliency", {"model": trained.stage.key, "split": split, "tta": tta},
-                         name=f"{trained.config.run_name}-{split}")
-    if sd.done:
-        return sd
     cfg = trained.config
-    setup = inference_setup(cfg.train)
-    mean, std = trained.method.normalization
-    dataset = open_dataset(cfg.dataset, split, work_dir=ctx.work_dir, progress=progress)
-    counts = infer_saliency(setup.prepare(trained.method.cam_model()), dataset, sd.file("png"), mean, std, tta,
-                            progress=progress, **setup.kwargs())
-    sd.mark_done(images=len(dataset), **counts)
-    return sd
+    return inference_stage(ctx, "saliency", {"model": trained.stage.key, "split": split, "tta": tta},
+                           f"{cfg.run_name}-{split}", trained.method, cfg.train, cfg.dataset, split,
+                           lambda model, dataset, sd, mean, std, **kw: infer_saliency(model, dataset, sd.file("png"),
+                                                                                       mean, std, tta, **kw),
+                           progress=progress)
 
 
 def pseudo_saliency_stage(ctx: RunContext, saliency: StageDir, dataset_cfg: DatasetConfig, split: str,

@@ -1,0 +1,31 @@
+"""The shape every per-image inference stage shares (CAMs, saliency maps, random walks)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from wsss_lib.artifacts import StageDir
+from wsss_lib.data import DatasetConfig, open_dataset
+from wsss_lib.methods.base import Method
+from wsss_lib.reporting.context import RunContext
+from wsss_lib.train.trainer import TrainConfig, inference_setup
+
+__all__ = ["inference_stage"]
+
+
+def inference_stage(ctx: RunContext, stage: str, key: Any, name: str, method: Method, train: TrainConfig,
+                    dataset_cfg: DatasetConfig, split: str, infer: Callable[..., dict[str, int]],
+                    progress: bool = True) -> StageDir:
+    """Run (or resume, or reuse) the stage ``stage`` keyed by ``key``: the method's inference network, on the
+    device, autocast dtype and memory layout of its training config, goes through
+    ``infer(network, dataset, stage_dir, mean, std, progress=..., device=..., autocast_dtype=...,
+    channels_last=...)``, which writes one file per image and returns ``{"computed", "skipped"}``."""
+    sd = ctx.store.stage(stage, key, name=name)
+    if sd.done:
+        return sd
+    setup = inference_setup(train)
+    mean, std = method.normalization
+    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+    counts = infer(setup.prepare(method.cam_model()), dataset, sd, mean, std, progress=progress, **setup.kwargs())
+    sd.mark_done(images=len(dataset), **counts)
+    return sd
