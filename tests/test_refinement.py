@@ -253,3 +253,17 @@ def test_missing_runs_are_named(refinement_ctx):
         run_refinement(ctx, settings, "P-NOC+LS", "", progress=False)
     with pytest.raises(FileNotFoundError, match="no saliency run 'C2AM-H \\(X\\)'"):
         run_refinement(ctx, settings, "CAM", "C2AM-H (X)", progress=False)
+
+
+def test_affinity_label_dataset_names_missing_and_stray_labels(tmp_path, tiny_synthetic):
+    from wsss_lib.data import DatasetConfig, open_dataset
+    from wsss_lib.data.errors import DatasetError
+    from wsss_lib.data.saliency import AffinityLabelsDataset
+
+    base = open_dataset(DatasetConfig(data_root=str(tiny_synthetic)), "val", work_dir=tmp_path)
+    with pytest.raises(DatasetError, match="no affinity label map for 4 image"):
+        AffinityLabelsDataset(base, tmp_path, lambda image, mask: (image, mask))
+    for image_id in base.ids:
+        Image.fromarray(np.full(base.load_image(image_id).shape[:2], 200, np.uint8), mode="L").save(tmp_path / f"{image_id}.png")
+    with pytest.raises(DatasetError, match="neither a class"):
+        AffinityLabelsDataset(base, tmp_path, lambda image, mask: (image, mask))[0]

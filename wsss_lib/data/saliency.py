@@ -2,8 +2,9 @@
 
 - :class:`HintedDataset` (C²AM-H): each sample also carries ``hint``, the maximum over the image's classes of
   the priors' full-resolution normalised CAM (``hr_cam`` of a CAM stage), transformed with the image;
-- :class:`PseudoSaliencyDataset` (the saliency detector): the ``mask`` is the image's pseudo-saliency mask
-  ({0, 1}) instead of its segmentation ground truth, which is never read.
+- :class:`PseudoSaliencyDataset` (the saliency detector) and :class:`AffinityLabelsDataset` (the affinity
+  network): the ``mask`` is the image's pseudo-saliency mask ({0, 1}) or affinity label map instead of its
+  segmentation ground truth, which is never read.
 
 Both name the missing or mismatching file in their errors.
 """
@@ -19,9 +20,10 @@ import torch
 from wsss_lib.data.base import SegmentationDataset
 from wsss_lib.data.errors import DatasetError
 from wsss_lib.inference.cam_io import cam_path, load_cam
+from wsss_lib.refinement.affinity_labels import load_affinity_labels
 from wsss_lib.refinement.saliency import load_pseudo_saliency
 
-__all__ = ["hint_map", "HintedDataset", "PseudoSaliencyDataset"]
+__all__ = ["hint_map", "HintedDataset", "MaskFolderDataset", "PseudoSaliencyDataset", "AffinityLabelsDataset"]
 
 
 def hint_map(cams_dir: str | Path, image_id: str, shape: tuple[int, int]) -> np.ndarray:
@@ -55,15 +57,21 @@ class HintedDataset(torch.utils.data.Dataset):
                 "hint": hint}
 
 
-class PseudoSaliencyDataset(torch.utils.data.Dataset):
-    """``{"id", "image", "mask", "label"}`` with ``mask`` = the pseudo-saliency mask in ``masks_dir``."""
+class MaskFolderDataset(torch.utils.data.Dataset):
+    """``{"id", "image", "mask", "label"}`` with ``mask`` read from ``<masks_dir>/<id>.png`` by ``load_mask(path)``
+    instead of the split's ground truth (which is never read); ``what`` names the masks in errors."""
+
+    what = "mask"
 
     def __init__(self, base: SegmentationDataset, masks_dir: str | Path, transform: Callable):
         self.base, self.masks_dir, self.transform = base, Path(masks_dir), transform
         missing = [i for i in base.ids if not (self.masks_dir / f"{i}.png").is_file()]
         if missing:
-            raise DatasetError(f"{self.masks_dir}: no pseudo-saliency mask for {len(missing)} image(s) of "
-                               f"{base.split!r}, e.g. {missing[:3]}; run the pseudo-saliency stage on this split first")
+            raise DatasetError(f"{self.masks_dir}: no {self.what} for {len(missing)} image(s) of {base.split!r}, "
+                               f"e.g. {missing[:3]}; run the stage that writes them on this split first")
+
+    def load_mask(self, path: Path) -> np.ndarray:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.base)
@@ -72,8 +80,26 @@ class PseudoSaliencyDataset(torch.utils.data.Dataset):
         image_id = self.base.ids[index]
         image = self.base.load_image(image_id)
         path = self.masks_dir / f"{image_id}.png"
-        mask = load_pseudo_saliency(path)
+        mask = self.load_mask(path)
         if mask.shape != image.shape[:2]:
-            raise DatasetError(f"{path}: mask size {mask.shape} does not match the image size {image.shape[:2]}")
+            raise DatasetError(f"{path}: {self.what} size {mask.shape} does not match the image size {image.shape[:2]}")
         image, mask = self.transform(image, mask)
         return {"id": image_id, "image": image, "mask": mask, "label": torch.from_numpy(self.base.labels[index])}
+
+
+class PseudoSaliencyDataset(MaskFolderDataset):
+    """The saliency detector's training set: ``mask`` = the image's pseudo-saliency mask ({0, 1})."""
+
+    what = "pseudo-saliency mask"
+
+    def load_mask(self, path: Path) -> np.ndarray:
+        return load_pseudo_saliency(path)
+
+
+class AffinityLabelsDataset(MaskFolderDataset):
+    """The affinity network's training set: ``mask`` = the image's affinity labels (class ids, 255 = uncertain)."""
+
+    what = "affinity label map"
+
+    def load_mask(self, path: Path) -> np.ndarray:
+        return load_affinity_labels(path, self.base.num_classes)

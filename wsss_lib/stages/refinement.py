@@ -24,7 +24,7 @@ import torch
 from wsss_lib.artifacts import StageDir
 from wsss_lib.config import to_dict
 from wsss_lib.data import DatasetConfig, open_dataset
-from wsss_lib.data.saliency import PseudoSaliencyDataset
+from wsss_lib.data.saliency import AffinityLabelsDataset
 from wsss_lib.data.transforms import AugmentConfig, build_train_transform
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.evaluation.sweep import SweepResult
@@ -48,20 +48,6 @@ from wsss_lib.train.trainer import TrainConfig, fit
 __all__ = ["AffinityStageConfig", "TrainedAffinity", "affinity_labels_stage", "train_affinity", "random_walk_stage",
            "pseudo_mask_stage", "mask_score_stage", "label_quality_stage", "RefinementSettings", "RefinementRun",
            "SplitResult", "refinement_label", "run_refinement", "load_refinement_runs"]
-
-
-class AffinityLabelsDataset(PseudoSaliencyDataset):
-    """Training samples whose ``mask`` is the image's affinity label map (class ids, 255 = uncertain)."""
-
-    def __getitem__(self, index: int) -> dict:
-        image_id = self.base.ids[index]
-        image = self.base.load_image(image_id)
-        path = self.masks_dir / f"{image_id}.png"
-        mask = load_affinity_labels(path, self.base.num_classes)
-        if mask.shape != image.shape[:2]:
-            raise ValueError(f"{path}: label size {mask.shape} does not match the image size {image.shape[:2]}")
-        image, mask = self.transform(image, mask)
-        return {"id": image_id, "image": image, "mask": mask, "label": torch.from_numpy(self.base.labels[index])}
 
 
 @dataclass(frozen=True)
@@ -198,14 +184,12 @@ def mask_score_stage(ctx: RunContext, masks: StageDir, dataset_cfg: DatasetConfi
 def label_quality_stage(ctx: RunContext, labels: StageDir, dataset_cfg: DatasetConfig, split: str,
                         progress: bool = True) -> ConfusionMatrix:
     """Confusion matrix of affinity labels against the ground truth (uncertain 255 = unassigned, a miss)."""
-    from wsss_lib.data.base import read_index_png
-
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
 
     def compute() -> ConfusionMatrix:
         confusion = ConfusionMatrix(dataset.num_classes)
         for image_id in dataset.ids:
-            confusion.update(read_index_png(labels.file("png") / f"{image_id}.png", dataset.num_classes),
+            confusion.update(load_affinity_labels(labels.file("png") / f"{image_id}.png", dataset.num_classes),
                              dataset.load_mask(image_id))
         return confusion
 
