@@ -27,6 +27,7 @@ from wsss_lib.refinement.crf import label_crf_fn
 from wsss_lib.reporting.context import RunContext
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.stages.inference import inference_stage
+from wsss_lib.stages.records import weights_key
 from wsss_lib.train.trainer import TrainConfig, fit
 
 __all__ = ["ClassifierStageConfig", "TrainedClassifier", "ORDINARY_METHODS", "with_ordinary", "train_classifier",
@@ -63,9 +64,7 @@ class ClassifierStageConfig:
 
     def hashed(self) -> dict[str, Any]:
         """What determines the trained weights (device, workers and evaluation settings excluded)."""
-        payload = to_dict(self)
-        for key in ("device", "num_workers", "eval", "eval_every"):
-            payload["train"].pop(key)
+        payload = weights_key(self)
         payload["method_params"] = to_dict(method_config(self.method, self.method_params))
         return payload
 

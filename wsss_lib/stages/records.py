@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 from wsss_lib.artifacts import StageDir
-from wsss_lib.config import from_dict
+from wsss_lib.config import from_dict, to_dict
 from wsss_lib.io import atomic_write_json
 from wsss_lib.reporting.context import RunContext
 
-__all__ = ["slug", "settings_from_namespace", "relative", "stage_from_record", "write_record", "read_records"]
+__all__ = ["slug", "settings_from_namespace", "relative", "stage_from_record", "write_record", "read_records",
+           "weights_key"]
+
+RUNTIME_TRAIN_FIELDS = ("device", "num_workers", "eval", "eval_every")
+"""Fields of a ``TrainConfig`` that do not change the trained weights (left out of training stage keys)."""
 
 S = TypeVar("S")
 
@@ -67,3 +71,12 @@ def read_records(ctx: RunContext, kind: str) -> list[dict[str, Any]]:
     """Every record of ``kind`` in this profile's work directory, in file-name order."""
     folder = ctx.work_dir / "runs" / kind
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def weights_key(cfg: Any) -> dict[str, Any]:
+    """What determines a training stage's weights: the stage config ``cfg`` (with a ``train`` field) as a dict,
+    without the training config's runtime fields (device, workers, evaluation during training)."""
+    payload = to_dict(cfg)
+    for key in RUNTIME_TRAIN_FIELDS:
+        payload["train"].pop(key)
+    return payload

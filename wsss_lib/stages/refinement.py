@@ -17,19 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 
 from wsss_lib.artifacts import StageDir
-from wsss_lib.config import to_dict
 from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.data.saliency import AffinityLabelsDataset
 from wsss_lib.data.transforms import AugmentConfig, build_train_transform
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.evaluation.sweep import SweepResult
 from wsss_lib.inference.affinity import RandomWalkConfig, infer_random_walk
-from wsss_lib.io import atomic_path, atomic_save_npz
+from wsss_lib.io import atomic_path
 from wsss_lib.methods.affinity import AffinityLossConfig, AffinityMethod
 from wsss_lib.models.affinity import AffinityNetConfig, create_affinity_network
 from wsss_lib.models.backbone import BackboneConfig
@@ -39,7 +37,8 @@ from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import load_sweep, sweep_stage_dir
 from wsss_lib.stages.priors import PriorsRun, load_priors_runs
 from wsss_lib.stages.records import (read_records, relative, settings_from_namespace, slug, stage_from_record,
-                                     write_record)
+                                     weights_key, write_record)
+from wsss_lib.stages.scores import cached_confusion
 from wsss_lib.stages.saliency import SaliencyRun, hint_cams_stage, infer_saliency_stage, load_saliency_runs
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.stages.inference import inference_stage
@@ -73,10 +72,7 @@ class AffinityStageConfig:
         return f"affinity-{self.network.head}-{slug(self.labels_label) or 'labels'}-{self.backbone.name}-seed{self.train.seed}"
 
     def hashed(self) -> dict[str, Any]:
-        payload = to_dict(self)
-        for key in ("device", "num_workers", "eval", "eval_every"):
-            payload["train"].pop(key)
-        return payload
+        return weights_key(self)
 
 
 @dataclass(frozen=True)
@@ -160,24 +156,11 @@ def pseudo_mask_stage(ctx: RunContext, walked: StageDir, dataset_cfg: DatasetCon
     return sd
 
 
-def _cached_confusion(ctx: RunContext, stage: str, key: dict, dataset, compute) -> ConfusionMatrix:
-    def run(sd: StageDir) -> ConfusionMatrix:
-        confusion = compute()
-        atomic_save_npz(sd.file("counts.npz"), counts=np.asarray(confusion.counts))
-        return confusion
-
-    def load(sd: StageDir) -> ConfusionMatrix:
-        with np.load(sd.file("counts.npz")) as data:
-            return ConfusionMatrix(dataset.num_classes).add_counts(data["counts"])
-
-    return ctx.store.cached(stage, {**key, "dataset_key": dataset.cache_key()}, run, load)
-
-
 def mask_score_stage(ctx: RunContext, masks: StageDir, dataset_cfg: DatasetConfig, split: str,
                      progress: bool = True) -> ConfusionMatrix:
     """Confusion matrix of the pseudo-masks in ``masks`` against ``split``'s ground truth (cached)."""
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-    return _cached_confusion(ctx, "mask_scores", {"masks": masks.key, "split": split}, dataset,
+    return cached_confusion(ctx, "mask_scores", {"masks": masks.key, "split": split}, dataset,
                              lambda: score_masks(dataset, masks.path, progress=progress))
 
 
@@ -193,7 +176,7 @@ def label_quality_stage(ctx: RunContext, labels: StageDir, dataset_cfg: DatasetC
                              dataset.load_mask(image_id))
         return confusion
 
-    return _cached_confusion(ctx, "affinity_label_scores", {"labels": labels.key, "split": split}, dataset, compute)
+    return cached_confusion(ctx, "affinity_label_scores", {"labels": labels.key, "split": split}, dataset, compute)
 
 
 # ---------------------------------------------------------------------------------------------- notebook 08

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from wsss_lib.artifacts import StageDir
-from wsss_lib.config import from_dict, to_dict
+from wsss_lib.config import from_dict
 from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.data.saliency import HintedDataset, PseudoSaliencyDataset
 from wsss_lib.data.transforms import AugmentConfig, build_train_transform
@@ -31,7 +31,7 @@ from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.evaluation.saliency import score_saliency
 from wsss_lib.inference.saliency import SaliencyTTAConfig, infer_saliency
 from wsss_lib.inference.tta import TTAConfig
-from wsss_lib.io import atomic_path, atomic_save_npz, atomic_write_json
+from wsss_lib.io import atomic_path, atomic_write_json
 from wsss_lib.methods.base import Method
 from wsss_lib.methods.c2am import C2AMConfig, C2AMMethod, border_mean
 from wsss_lib.methods.saliency_detector import SaliencyDetectorMethod
@@ -42,7 +42,9 @@ from wsss_lib.refinement.saliency import make_pseudo_saliency
 from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import infer_cams_stage, load_classifier_stage
 from wsss_lib.stages.priors import PriorsRun, load_priors_runs
-from wsss_lib.stages.records import read_records, relative, settings_from_namespace, slug, stage_from_record, write_record
+from wsss_lib.stages.scores import cached_confusion
+from wsss_lib.stages.records import (read_records, relative, settings_from_namespace, slug, stage_from_record,
+                                     weights_key, write_record)
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.train.trainer import TrainConfig, fit
@@ -50,16 +52,6 @@ from wsss_lib.train.trainer import TrainConfig, fit
 __all__ = ["C2AMStageConfig", "DetectorStageConfig", "TrainedSaliency", "train_c2am", "train_detector",
            "infer_saliency_stage", "pseudo_saliency_stage", "saliency_score_stage", "hint_cams_stage",
            "SaliencySettings", "SaliencyRun", "saliency_label", "run_saliency", "load_saliency_runs"]
-
-_UNHASHED_TRAIN = ("device", "num_workers", "eval", "eval_every")
-
-
-def _hashed(cfg: Any) -> dict[str, Any]:
-    payload = to_dict(cfg)
-    for key in _UNHASHED_TRAIN:
-        payload["train"].pop(key)
-    return payload
-
 
 @dataclass(frozen=True)
 class C2AMStageConfig:
@@ -86,7 +78,7 @@ class C2AMStageConfig:
         return f"{kind}-{self.backbone.name}-seed{self.train.seed}"
 
     def hashed(self) -> dict[str, Any]:
-        return _hashed(self)
+        return weights_key(self)
 
 
 @dataclass(frozen=True)
@@ -112,7 +104,7 @@ class DetectorStageConfig:
         return f"detector-{slug(self.pseudo_label) or 'pseudo'}-{self.backbone.name}-seed{self.train.seed}"
 
     def hashed(self) -> dict[str, Any]:
-        return _hashed(self)
+        return weights_key(self)
 
 
 @dataclass(frozen=True)
@@ -245,20 +237,11 @@ def saliency_score_stage(ctx: RunContext, saliency: StageDir, dataset_cfg: Datas
                          salient_threshold: float = 0.5, progress: bool = True) -> ConfusionMatrix:
     """Confusion matrix of the Table 6 protocol (``wsss_lib.evaluation.saliency``), cached (stage ``saliency_scores``)."""
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-    key = {"saliency": saliency.key, "split": split, "dataset_key": dataset.cache_key(), "protocol": protocol,
+    key = {"saliency": saliency.key, "split": split, "protocol": protocol,
            "cams": cams.key if cams is not None else "", "salient_threshold": float(salient_threshold)}
-
-    def compute(sd: StageDir) -> ConfusionMatrix:
-        confusion = score_saliency(dataset, saliency.file("png"), protocol, cams.file("npz") if cams else None,
-                                   salient_threshold, progress=progress)
-        atomic_save_npz(sd.file("counts.npz"), counts=np.asarray(confusion.counts))
-        return confusion
-
-    def load(sd: StageDir) -> ConfusionMatrix:
-        with np.load(sd.file("counts.npz")) as data:
-            return ConfusionMatrix(dataset.num_classes).add_counts(data["counts"])
-
-    return ctx.store.cached("saliency_scores", key, compute, load)
+    return cached_confusion(ctx, "saliency_scores", key, dataset, lambda: score_saliency(
+        dataset, saliency.file("png"), protocol, cams.file("npz") if cams else None, salient_threshold,
+        progress=progress))
 
 
 def hint_cams_stage(ctx: RunContext, run: PriorsRun, split: str, progress: bool = True) -> StageDir:
