@@ -149,3 +149,17 @@ def test_history_has_losses_and_lr(tmp_path):
     history = result.history
     assert list(history.columns[:3]) == ["epoch", "main/cls", "lr"] and len(history) == 3
     assert np.isclose(history["lr"].iloc[-1], 0.0)
+
+
+def test_max_steps_overrides_epochs_and_spans_the_schedule(tmp_path):
+    """DeepLab-v2's recipe counts iterations: 5 steps at 3 steps per epoch = 2 epochs, the second cut after 2
+    steps, and the poly schedule reaches 0 exactly at step 5."""
+    method = ToyMethod()
+    result = fit(method, ToySet(), None, CFG, OPT, tmp_path / "m", progress=False, max_steps=5)
+    assert result.history["epoch"].tolist() == [1, 2]
+    state = torch.load(tmp_path / "m" / "checkpoint.pt", weights_only=True)
+    assert state["optimizers"]["main"]["global_step"] == 5
+    assert result.history["lr"].iloc[-1] == pytest.approx(0.0)
+    # resuming a finished run does nothing more
+    again = fit(ToyMethod(), ToySet(), None, CFG, OPT, tmp_path / "m", progress=False, max_steps=5)
+    assert again.history["epoch"].tolist() == [1, 2]

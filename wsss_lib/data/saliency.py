@@ -1,10 +1,11 @@
-"""Training sets of the saliency stages, built on a split of any dataset:
+"""Training sets of the later stages (saliency, affinity, segmentation), built on a split of any dataset:
 
 - :class:`HintedDataset` (C²AM-H): each sample also carries ``hint``, the maximum over the image's classes of
   the priors' full-resolution normalised CAM (``hr_cam`` of a CAM stage), transformed with the image;
-- :class:`PseudoSaliencyDataset` (the saliency detector) and :class:`AffinityLabelsDataset` (the affinity
-  network): the ``mask`` is the image's pseudo-saliency mask ({0, 1}) or affinity label map instead of its
-  segmentation ground truth, which is never read.
+- :class:`PseudoSaliencyDataset` (the saliency detector), :class:`AffinityLabelsDataset` (the affinity
+  network) and :class:`PseudoMaskDataset` (the segmentation network): the ``mask`` is the image's
+  pseudo-saliency mask ({0, 1}), affinity label map or pseudo-mask instead of its segmentation ground truth,
+  which is never read.
 
 Both name the missing or mismatching file in their errors.
 """
@@ -17,13 +18,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from wsss_lib.data.base import SegmentationDataset
+from wsss_lib.data.base import SegmentationDataset, read_index_png
 from wsss_lib.data.errors import DatasetError
 from wsss_lib.inference.cam_io import cam_path, load_cam
 from wsss_lib.refinement.affinity_labels import load_affinity_labels
 from wsss_lib.refinement.saliency import load_pseudo_saliency
 
-__all__ = ["hint_map", "HintedDataset", "MaskFolderDataset", "PseudoSaliencyDataset", "AffinityLabelsDataset"]
+__all__ = ["hint_map", "HintedDataset", "MaskFolderDataset", "PseudoSaliencyDataset", "AffinityLabelsDataset",
+           "PseudoMaskDataset"]
 
 
 def hint_map(cams_dir: str | Path, image_id: str, shape: tuple[int, int]) -> np.ndarray:
@@ -103,3 +105,13 @@ class AffinityLabelsDataset(MaskFolderDataset):
 
     def load_mask(self, path: Path) -> np.ndarray:
         return load_affinity_labels(path, self.base.num_classes)
+
+
+class PseudoMaskDataset(MaskFolderDataset):
+    """The segmentation network's training set: ``mask`` = the image's pseudo-mask (class ids, 255 = void), read
+    from a pseudo-mask stage's ``SegmentationClass/`` folder (pass that folder as ``masks_dir``)."""
+
+    what = "pseudo-mask"
+
+    def load_mask(self, path: Path) -> np.ndarray:
+        return read_index_png(path, self.base.num_classes)

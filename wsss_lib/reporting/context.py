@@ -1,7 +1,8 @@
 """Where a notebook writes: the run context (profile, work directory, reports directory, artifact store).
 
 Every table is written twice, as CSV (for diffs and later notebooks) and as Markdown with a provenance
-line (profile, data, split, what produced it); figures as PNG with fixed metadata so reruns diff cleanly.
+line (profile, data, split, what produced it), and on request as LaTeX (pandas Styler, for the paper's tables);
+figures as PNG with fixed metadata so reruns diff cleanly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from wsss_lib.paths import reports_dir as default_reports_dir
 from wsss_lib.paths import work_dir as default_work_dir
 
 __all__ = ["RunContext"]
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _escape_latex(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
 
 
 @dataclass(frozen=True)
@@ -42,14 +50,21 @@ class RunContext:
         return ArtifactStore(self.work_dir)
 
     def save_table(self, frame: pd.DataFrame, name: str, caption: str, *, index: bool = False,
-                   float_format: str = ".1f") -> Path:
-        """Write ``tables/<name>.csv`` and ``tables/<name>.md`` (caption + provenance + table)."""
+                   float_format: str = ".1f", latex: bool = False) -> Path:
+        """Write ``tables/<name>.csv`` and ``tables/<name>.md`` (caption + provenance + table); with ``latex`` also
+        ``tables/<name>.tex`` (booktabs rules, the same decimals, missing numbers as empty cells)."""
         base = self.reports_dir / "tables" / name
         with atomic_path(base.with_suffix(".csv")) as tmp:
             frame.to_csv(tmp, index=index)
         markdown = frame.to_markdown(index=index, floatfmt=float_format)
         atomic_write_text(base.with_suffix(".md"), f"{caption}\n\n_Profile `{self.profile}`; measured by this "
                           f"repository's code unless a column says literature._\n\n{markdown}\n")
+        if latex:
+            styler = (frame.style.format(precision=int(float_format.strip(".f") or 1), na_rep="", escape="latex")
+                      .format_index(escape="latex", axis=1))
+            styler = styler if index else styler.hide(axis="index")
+            atomic_write_text(base.with_suffix(".tex"), styler.to_latex(
+                caption=_escape_latex(f"{caption} Profile {self.profile}."), hrules=True, position="ht"))
         return base.with_suffix(".csv")
 
     def save_figure(self, fig: matplotlib.figure.Figure, name: str, dpi: int = 110) -> Path:

@@ -113,8 +113,11 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfig, out_dir: str | Path, *,
-        resume: bool = True, progress: bool = True) -> TrainResult:
-    """Train ``method`` on ``train_set`` (a dataset with a training transform); see the module docstring."""
+        resume: bool = True, progress: bool = True, max_steps: int = 0) -> TrainResult:
+    """Train ``method`` on ``train_set`` (a dataset with a training transform); see the module docstring.
+
+    ``max_steps > 0`` trains for that many optimizer steps instead of ``cfg.epochs`` epochs (DeepLab-v2's
+    recipe counts iterations): the poly schedule spans ``max_steps`` and the last epoch stops early."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
@@ -132,7 +135,8 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
         raise ValueError(f"{len(train_set)} training images give {len(loader)} batches of {cfg.batch_size}; "
                          f"need at least accumulate_steps={optim.accumulate_steps}")
     steps_per_epoch = len(loader) // optim.accumulate_steps
-    total_steps = cfg.epochs * steps_per_epoch
+    total_steps = max_steps if max_steps > 0 else cfg.epochs * steps_per_epoch
+    epochs = -(-total_steps // steps_per_epoch)
     optimizers = {phase: build_optimizer(method.param_groups(phase, optim.lr, optim.weight_decay), optim, total_steps)
                   for phase in method.phases}
     scalers = {phase: torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16) for phase in method.phases}
@@ -150,16 +154,17 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
         history = pd.read_csv(out_dir / "history.csv").to_dict("records") if (out_dir / "history.csv").is_file() else []
         history = [row for row in history if row["epoch"] <= start_epoch]
         if progress:
-            tqdm.write(f"resuming {out_dir.name} after epoch {start_epoch}/{cfg.epochs}")
+            tqdm.write(f"resuming {out_dir.name} after epoch {start_epoch}/{epochs}")
 
     started = time.perf_counter()
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, epochs):
         seed_everything(_epoch_seed(cfg.seed, epoch))
         loader_generator.manual_seed(_epoch_seed(cfg.seed, epoch))
         method.set_train_mode()
         sums: dict[str, float] = {}
         micro = 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        epoch_steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for batch in bar:
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
             if cfg.channels_last:
@@ -191,7 +196,7 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
                     scalers[phase].step(optimizers[phase])
                     scalers[phase].update()
                     optimizers[phase].zero_grad(set_to_none=True)
-            if micro >= steps_per_epoch * optim.accumulate_steps:
+            if micro >= epoch_steps * optim.accumulate_steps:
                 break
             bar.set_postfix(loss=f"{float(total.detach()):.4f}")
         row = {"epoch": epoch + 1, **{k: v / max(micro, 1) for k, v in sums.items()},
@@ -211,5 +216,5 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
                         "train_config": to_dict(cfg), "optim_config": to_dict(optim)}, tmp)
         if progress:
             shown = ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch")
-            tqdm.write(f"{out_dir.name} epoch {epoch + 1}/{cfg.epochs}: {shown}")
+            tqdm.write(f"{out_dir.name} epoch {epoch + 1}/{epochs}: {shown}")
     return TrainResult(out_dir=out_dir, history=pd.DataFrame(history), seconds=time.perf_counter() - started)

@@ -1,0 +1,291 @@
+"""Stages of the segmentation step (P-NOC sections 6.3 and 7.4; official ``scripts/segmentation/*``):
+
+1. ``train_segmentation``: DeepLab (v2 or v3+) trained on the pseudo-masks of a refinement run (notebook 08) or on
+   the ground truth (the fully supervised reference);
+2. ``predict_stage``: multi-scale + flip inference of a split, optional DeepLab-v2 CRF, palette PNGs in the VOC
+   layout (``SegmentationClass/``; before the CRF in ``raw/SegmentationClass/``);
+3. ``prediction_score_stage``: their confusion matrix against the split's ground truth (cached);
+4. ``export_test_stage``: the VOC evaluation-server archive of a test split (no ground truth needed).
+
+``run_segmentation`` chains them for one training source and records the run under
+``<work_dir>/runs/segmentation/`` for the state-of-the-art notebook (10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from wsss_lib.artifacts import StageDir
+from wsss_lib.data import DatasetConfig, open_dataset
+from wsss_lib.data.saliency import PseudoMaskDataset
+from wsss_lib.data.transforms import AugmentConfig, build_train_transform
+from wsss_lib.evaluation.confusion import ConfusionMatrix
+from wsss_lib.inference.segmentation import SegInferenceConfig, export_voc_test, infer_segmentation, raw_dir
+from wsss_lib.io import atomic_path
+from wsss_lib.methods.segmentation import SegmentationLossConfig, SegmentationMethod
+from wsss_lib.models.backbone import BackboneConfig
+from wsss_lib.models.deeplab import DeepLabConfig, create_deeplab, head_label
+from wsss_lib.refinement.pseudo_masks import MASK_FOLDER, score_masks
+from wsss_lib.reporting.context import RunContext
+from wsss_lib.stages.inference import inference_stage
+from wsss_lib.stages.records import (read_records, relative, settings_from_namespace, slug, stage_from_record,
+                                     weights_key, write_record)
+from wsss_lib.stages.refinement import load_refinement_runs, mask_score_stage
+from wsss_lib.stages.scores import cached_confusion
+from wsss_lib.train.optim import OptimConfig
+from wsss_lib.train.trainer import TrainConfig, fit
+
+__all__ = ["GROUND_TRUTH", "SegmentationStageConfig", "TrainedSegmentation", "train_segmentation", "predict_stage",
+           "prediction_score_stage", "export_test_stage", "SegmentationSettings", "SegmentationRun",
+           "run_segmentation", "load_segmentation_runs"]
+
+GROUND_TRUTH = "ground truth"
+"""The training source of the fully supervised reference (the split's own masks)."""
+
+
+@dataclass(frozen=True)
+class SegmentationStageConfig:
+    """Everything that determines a trained segmentation network (its hash is the stage key)."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(name="resnest269e", weights="timm",
+                                                                            output_stride=16, frozen_bn=True))
+    network: DeepLabConfig = field(default_factory=DeepLabConfig)
+    loss: SegmentationLossConfig = field(default_factory=SegmentationLossConfig)
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(crop_size=512, resize_long_side=(256, 1024)))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=50, batch_size=16, eval_every=0))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.007, momentum=0.0, weight_decay=4e-5))
+    iterations: int = 0
+    """> 0: train that many optimizer steps instead of ``train.epochs`` epochs (DeepLab-v2: 10,000 / 20,000)."""
+    train_split: str = "train_aug"
+    masks_key: str = ""
+    """Key of the pseudo-mask stage (of ``train_split``) to learn from; empty = the split's ground truth."""
+    masks_label: str = GROUND_TRUTH
+
+    @property
+    def run_name(self) -> str:
+        return f"deeplab{self.network.head}-{slug(self.masks_label)}-{self.backbone.name}-seed{self.train.seed}"
+
+    def hashed(self) -> dict[str, Any]:
+        return weights_key(self)
+
+
+@dataclass(frozen=True)
+class TrainedSegmentation:
+    config: SegmentationStageConfig
+    stage: StageDir
+    method: SegmentationMethod
+    history: pd.DataFrame
+
+
+def _build(cfg: SegmentationStageConfig, num_classes: int, weights: str | None = None) -> SegmentationMethod:
+    backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
+    return SegmentationMethod(create_deeplab(backbone, cfg.network, num_classes), cfg.loss)
+
+
+def train_segmentation(ctx: RunContext, cfg: SegmentationStageConfig, masks: StageDir | None = None,
+                       progress: bool = True) -> TrainedSegmentation:
+    """Train (resume, or load) the segmentation network on ``masks`` (a pseudo-mask stage of ``cfg.train_split``)
+    or, with ``masks=None``, on the split's ground truth."""
+    if (masks.key if masks is not None else "") != cfg.masks_key:
+        raise ValueError(f"segmentation network configured with mask stage {cfg.masks_key or 'ground truth'!r} but "
+                         f"given {masks.key if masks is not None else 'ground truth'!r}")
+    base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
+    sd = ctx.store.stage("segmentation", cfg.hashed(), name=cfg.run_name)
+    if not sd.done:
+        method = _build(cfg, base.num_classes)
+        transform = build_train_transform(cfg.augment, *method.normalization)
+        if masks is None:
+            base.transform = transform
+            train_set = base
+        else:
+            train_set = PseudoMaskDataset(base, masks.path / MASK_FOLDER, transform)
+        result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress,
+                     max_steps=cfg.iterations)
+        with atomic_path(sd.file("model.pt")) as tmp:
+            torch.save(method.cpu().state_dict(), tmp)
+        sd.mark_done(seconds=round(result.seconds, 1), steps=int(cfg.iterations or 0), epochs=int(result.history["epoch"].max()))
+    method = _build(cfg, base.num_classes, weights="none")
+    method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
+    return TrainedSegmentation(cfg, sd, method, sd.read_frame("history.csv"))
+
+
+def predict_stage(ctx: RunContext, trained: TrainedSegmentation, split: str, cfg: SegInferenceConfig,
+                  progress: bool = True, workers: int = 1) -> StageDir:
+    """Predictions of ``split`` (stage ``seg_predictions``; VOC layout, resumable; CRFs in ``workers`` processes)."""
+    config = trained.config
+    return inference_stage(ctx, "seg_predictions", {"segmentation": trained.stage.key, "split": split, "tta": cfg},
+                           f"{config.run_name}-{split}", trained.method, config.train, config.dataset, split,
+                           lambda network, dataset, sd, mean, std, **kw: infer_segmentation(
+                               network, dataset, sd.path, mean, std, cfg, workers=workers, **kw),
+                           progress=progress)
+
+
+def prediction_score_stage(ctx: RunContext, predictions: StageDir, dataset_cfg: DatasetConfig, split: str,
+                           before_crf: bool = False, progress: bool = True) -> ConfusionMatrix:
+    """Confusion matrix of the predictions (``before_crf``: those before the CRF) against ``split``'s ground truth."""
+    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+    folder = raw_dir(predictions.path) if before_crf else predictions.path
+    return cached_confusion(ctx, "seg_scores", {"predictions": predictions.key, "split": split, "before_crf": before_crf},
+                            dataset, lambda: score_masks(dataset, folder, progress=progress))
+
+
+def export_test_stage(ctx: RunContext, predictions: StageDir, dataset_cfg: DatasetConfig, split: str,
+                      progress: bool = True) -> StageDir:
+    """The VOC evaluation-server archive of the predictions of ``split`` (stage ``voc_export``)."""
+    sd = ctx.store.stage("voc_export", {"predictions": predictions.key, "split": split},
+                         name=predictions.path.name.rsplit("-", 1)[0])
+    if not sd.done:
+        dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+        archive = export_voc_test(dataset, predictions.path, sd.path)
+        sd.mark_done(images=len(dataset), archive=archive.name)
+    return sd
+
+
+# ---------------------------------------------------------------------------------------------- notebook 09
+@dataclass(frozen=True)
+class SegmentationSettings:
+    """Parameters of notebook 09 (one field per notebook parameter of the same name)."""
+
+    dataset: str = "synthetic"
+    data_root: str = ""
+    train_split: str = "train_aug"
+    eval_split: str = "val"
+    test_split: str = ""
+    """A split without ground truth to predict and export for the VOC evaluation server (paper-voc: ``test``)."""
+    sources: tuple[str, ...] = (GROUND_TRUTH,)
+    """Training masks: ``"ground truth"`` or the label of a refinement run of notebook 08."""
+    model: str = "v3+"
+    backbone: str = "resnest269e"
+    weights: str = "timm"
+    output_stride: int = 16
+    frozen_bn: bool = True
+    aspp_norm: str = "group"
+    epochs: int = 50
+    iterations: int = 0
+    batch_size: int = 16
+    accumulate_steps: int = 1
+    lr: float = 0.007
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 4e-5
+    label_smoothing: float = 0.0
+    crop_size: int = 512
+    resize_mode: str = "long_side"
+    resize_long_side: tuple[int, int] = (256, 1024)
+    resize_scale: tuple[float, float] = (0.5, 1.5)
+    color_jitter: bool = True
+    tta_scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    tta_flip: bool = True
+    crf: str = "deeplab_v2"
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "fp16"
+    num_workers: int = 2
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any]) -> "SegmentationSettings":
+        return settings_from_namespace(cls, namespace, where="segmentation notebook parameters")
+
+    @property
+    def data(self) -> DatasetConfig:
+        return DatasetConfig(name=self.dataset, data_root=self.data_root)
+
+    @property
+    def inference(self) -> SegInferenceConfig:
+        return SegInferenceConfig(scales=self.tta_scales, flip=self.tta_flip, crf=self.crf)
+
+    def stage_config(self, masks: StageDir | None, masks_label: str) -> SegmentationStageConfig:
+        return SegmentationStageConfig(
+            dataset=self.data,
+            backbone=BackboneConfig(name=self.backbone, weights=self.weights, output_stride=self.output_stride,
+                                    frozen_bn=self.frozen_bn),
+            network=DeepLabConfig(head=self.model, norm=self.aspp_norm),
+            loss=SegmentationLossConfig(label_smoothing=self.label_smoothing),
+            augment=AugmentConfig(crop_size=self.crop_size, resize_mode=self.resize_mode,
+                                  resize_long_side=self.resize_long_side, resize_scale=self.resize_scale,
+                                  color_jitter=(0.3, 0.3, 0.3, 0.1) if self.color_jitter else None),
+            train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, num_workers=self.num_workers,
+                              seed=self.seed, device=self.device, amp=self.amp, eval_every=0),
+            optim=OptimConfig(lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
+                              weight_decay=self.weight_decay, accumulate_steps=self.accumulate_steps),
+            iterations=self.iterations, train_split=self.train_split,
+            masks_key=masks.key if masks is not None else "", masks_label=masks_label)
+
+
+@dataclass(frozen=True)
+class SegmentationRun:
+    """One segmentation network: its training source, the predictions of the evaluation split and their scores."""
+
+    label: str
+    source: str
+    trained: TrainedSegmentation = field(repr=False)
+    predictions: StageDir
+    confusion: ConfusionMatrix = field(repr=False)
+    """Final predictions (after the CRF when one is configured)."""
+    confusion_before_crf: ConfusionMatrix | None = field(repr=False)
+    masks: StageDir | None = None
+    """The pseudo-mask stage it trained on (``None``: ground truth)."""
+    masks_confusion: ConfusionMatrix | None = field(default=None, repr=False)
+    """Those pseudo-masks against the training split's ground truth."""
+    test_export: StageDir | None = None
+
+
+def _training_masks(ctx: RunContext, source: str, split: str) -> tuple[StageDir | None, dict[str, Any]]:
+    if source == GROUND_TRUTH:
+        return None, {}
+    found = load_refinement_runs(ctx, [source])
+    if not found:
+        known = [r["label"] for r in load_refinement_runs(ctx)]
+        raise FileNotFoundError(f"no refinement run {source!r} is recorded under {ctx.work_dir / 'runs' / 'refinement'} "
+                                f"(recorded: {known}); run notebook 08 with that row first, or use {GROUND_TRUTH!r}")
+    record = found[0]
+    if split not in record["masks"]:
+        raise FileNotFoundError(f"refinement run {source!r} has pseudo-masks of {sorted(record['masks'])}, not of the "
+                                f"training split {split!r}; add it to notebook 08's eval_splits")
+    return record["masks"][split], record
+
+
+def run_segmentation(ctx: RunContext, settings: SegmentationSettings, source: str,
+                     progress: bool = True) -> SegmentationRun:
+    """Train DeepLab on ``source`` (``"ground truth"`` or a refinement run's label), predict and score the
+    evaluation split (and export the test split if set); record the run for notebook 10."""
+    masks, refinement = _training_masks(ctx, source, settings.train_split)
+    trained = train_segmentation(ctx, settings.stage_config(masks, source), masks, progress=progress)
+    predictions = predict_stage(ctx, trained, settings.eval_split, settings.inference, progress=progress,
+                                workers=settings.num_workers)
+    confusion = prediction_score_stage(ctx, predictions, settings.data, settings.eval_split, progress=progress)
+    before = (prediction_score_stage(ctx, predictions, settings.data, settings.eval_split, before_crf=True,
+                                     progress=progress) if settings.crf else None)
+    masks_confusion = (mask_score_stage(ctx, masks, settings.data, settings.train_split, progress=progress)
+                       if masks is not None else None)
+    export = None
+    if settings.test_split:
+        test_predictions = predict_stage(ctx, trained, settings.test_split, settings.inference, progress=progress,
+                                         workers=settings.num_workers)
+        export = export_test_stage(ctx, test_predictions, settings.data, settings.test_split, progress=progress)
+    label = f"{source} · DeepLab{head_label(settings.model)}"
+    write_record(ctx, "segmentation", slug(label), {
+        "label": label, "source": source, "model": head_label(settings.model), "backbone": settings.backbone,
+        "dataset": settings.dataset, "train_split": settings.train_split, "eval_split": settings.eval_split,
+        "supervision": "F" if source == GROUND_TRUTH else "I",
+        "saliency": refinement.get("saliency", ""), "segmentation": relative(ctx, trained.stage),
+        "predictions": relative(ctx, predictions), "masks": relative(ctx, masks),
+        "masks_miou": 100 * masks_confusion.scores().miou if masks_confusion else None,
+        "miou": 100 * confusion.scores().miou, "miou_before_crf": 100 * before.scores().miou if before else None,
+        "crf": settings.crf, "test_split": settings.test_split, "test_export": relative(ctx, export)})
+    return SegmentationRun(label, source, trained, predictions, confusion, before, masks, masks_confusion, export)
+
+
+def load_segmentation_runs(ctx: RunContext, labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The recorded segmentation runs of this profile (their records; the stages they name checked to be finished)."""
+    records = read_records(ctx, "segmentation")
+    if labels is not None:
+        records = sorted((r for r in records if r["label"] in labels), key=lambda r: list(labels).index(r["label"]))
+    for record in records:
+        stage_from_record(ctx, record["predictions"], "notebook 09")
+    return records
