@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from tests.conftest import tiny_run_settings
 from wsss_lib.data.palette import to_palette_image
 from wsss_lib.inference.segmentation import (VOC_TEST_FOLDER, SegInferenceConfig, export_voc_test,
                                              infer_segmentation, raw_dir, segmentation_probabilities)

@@ -10,9 +10,10 @@ them; the argmax is written as a palette PNG with the VOC colours:
 - ``<out_dir>/raw/SegmentationClass/<id>.png``: the prediction before the CRF (only when ``crf`` is set), so
   both can be scored from one network pass.
 
-The network runs in this process; the CRFs (single-threaded, the slow part on CPU) run in ``workers`` processes
-of a ``forkserver`` pool while the network goes on (never forked from a process that holds a CUDA context), with
-at most ``2 * workers`` images in flight. Existing final PNGs are skipped (resume); every file is atomic.
+The network runs in this process; the CRFs (single-threaded, the slow part on CPU) run in ``workers`` forked
+processes while the network goes on, with at most ``2 * workers`` images in flight. The workers only run numpy,
+PIL and pydensecrf, never torch, so forking is safe after CUDA has started (as DataLoader workers are);
+``forkserver``/``spawn`` would re-import a calling script's ``__main__``. Existing final PNGs are skipped (resume); every file is atomic.
 """
 
 from __future__ import annotations
@@ -88,11 +89,11 @@ def write_prediction(image: np.ndarray, probs: np.ndarray, crf: str, out_dir: st
 
 
 class _Writers:
-    """``write_prediction`` inline (``workers <= 1``) or in a bounded ``forkserver`` process pool."""
+    """``write_prediction`` inline (``workers <= 1``) or in a bounded pool of forked processes."""
 
     def __init__(self, workers: int):
-        self.pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
-                     if workers > 1 else None)
+        self.pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+                     if workers > 1 and "fork" in multiprocessing.get_all_start_methods() else None)
         self.pending: deque[Future] = deque()
         self.limit = 2 * max(workers, 1)
 
