@@ -165,6 +165,9 @@ class SegmentationSettings:
     output_stride: int = 16
     frozen_bn: bool = True
     aspp_norm: str = "group"
+    head_channels: int = 256
+    """ASPP / decoder channels of v3+ (official 256; the CPU smoke profile narrows them, the decoder's 3x3
+    convolutions on the stride-4 grid dominate a CPU step)."""
     epochs: int = 50
     iterations: int = 0
     batch_size: int = 16
@@ -204,7 +207,7 @@ class SegmentationSettings:
             dataset=self.data,
             backbone=BackboneConfig(name=self.backbone, weights=self.weights, output_stride=self.output_stride,
                                     frozen_bn=self.frozen_bn),
-            network=DeepLabConfig(head=self.model, norm=self.aspp_norm),
+            network=DeepLabConfig(head=self.model, norm=self.aspp_norm, channels=self.head_channels),
             loss=SegmentationLossConfig(label_smoothing=self.label_smoothing),
             augment=AugmentConfig(crop_size=self.crop_size, resize_mode=self.resize_mode,
                                   resize_long_side=self.resize_long_side, resize_scale=self.resize_scale,

@@ -1,0 +1,102 @@
+"""Tables of notebook 10: the state of the art on VOC and COCO (Tables 8 and 9) and the COCO priors per epoch
+and per class (Tables 4 and 5), in the paper's layout.
+
+Literature rows come from ``reports/literature/`` and say so in their ``numbers from`` column; our rows come
+from this profile's recorded runs (notebooks 01-05 and 09) and name the profile, dataset and split that produced
+them. A row of the paper's own method with no run in this profile is listed with "no run yet" and no number.
+Nothing measured elsewhere is ever written into one of our rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from wsss_lib.reporting.literature import load_literature
+from wsss_lib.reporting.priors_report import class_iou_frame, epoch_table
+from wsss_lib.stages.priors import PriorsRun
+
+__all__ = ["TABLE_DATASETS", "sota_table", "priors_epoch_table", "priors_class_table", "literature_epochs_wide",
+           "literature_class_table"]
+
+TABLE_DATASETS = {"table8": ("voc", "synthetic"), "table9": ("coco",)}
+"""Which datasets' runs fill our rows of each table: Table 8 takes VOC and the synthetic benchmark (which has
+VOC's layout and protocol; its rows say "synthetic"), Table 9 takes COCO."""
+
+_LITERATURE = {"table8": "pnoc_table8_voc_sota", "table9": "pnoc_table9_coco_sota"}
+
+
+def _ours(record: Mapping[str, Any], profile: str) -> dict[str, Any]:
+    return {"method": record["source"], "supervision": record["supervision"], "backbone": record["backbone"],
+            "seg_model": record["model"], "val": record["miou"], "test": np.nan,
+            "numbers from": f"this code: profile {profile}, {record['dataset']} {record['eval_split']}",
+            "note": (f"test split exported for the evaluation server ({record['test_export']}); its score comes "
+                     "from the server" if record.get("test_export") else "")}
+
+
+def sota_table(table: str, records: Sequence[Mapping[str, Any]], expected: Sequence[Sequence[str]],
+               profile: str) -> pd.DataFrame:
+    """Table 8 (``table="table8"``) or 9 (``"table9"``): the literature rows, then ours.
+
+    ``records``: segmentation run records (``load_segmentation_runs``); only those of the table's datasets
+    (:data:`TABLE_DATASETS`) are used. ``expected``: ``[training source, "V2" | "V3+"]`` pairs that should have a
+    row of ours (the paper's own rows); those without a run are listed as "no run yet". Every other matching
+    run is added after them.
+    """
+    if table not in _LITERATURE:
+        raise ValueError(f"table must be one of {sorted(_LITERATURE)}, got {table!r}")
+    literature = load_literature(_LITERATURE[table])
+    rows = [{**{k: lit.get(k, np.nan) for k in ("method", "supervision", "backbone", "seg_model", "val", "test")},
+             "numbers from": f"literature: {lit['source']}" + (f"; {lit['citation']}" if isinstance(lit.get("citation"), str) else ""),
+             "note": " ".join(str(lit[k]) for k in ("pretraining", "server_report")
+                              if k in lit and isinstance(lit[k], str))}
+            for lit in literature.to_dict("records")]
+    ours = [r for r in records if r["dataset"] in TABLE_DATASETS[table]]
+    used: set[int] = set()
+    for source, model in expected:
+        match = [i for i, r in enumerate(ours) if r["source"] == source and r["model"] == model]
+        if match:
+            used.update(match)
+            rows.extend(_ours(ours[i], profile) for i in match)
+        else:
+            rows.append({"method": source, "supervision": "F" if source == "ground truth" else "I", "backbone": "",
+                         "seg_model": model, "val": np.nan, "test": np.nan,
+                         "numbers from": f"this code: no run yet in profile {profile}", "note": ""})
+    rows.extend(_ours(r, profile) for i, r in enumerate(ours) if i not in used)
+    return pd.DataFrame(rows).rename(columns={"supervision": "Sup.", "seg_model": "Seg.", "val": "Val", "test": "Test"})
+
+
+def _priors_split(run: PriorsRun) -> str:
+    return run.cams.config()["config"]["split"]
+
+
+def priors_epoch_table(runs: Sequence[PriorsRun], dataset: str, profile: str) -> pd.DataFrame:
+    """Table 4's layout for this profile's priors runs: quick mIoU (%) after each epoch and the TTA mIoU."""
+    table = epoch_table(runs)
+    splits = {r.label: _priors_split(r) for r in runs}
+    table["numbers from"] = [f"this code: profile {profile}, {dataset}; TTA on {splits[m]}" for m in table["method"]]
+    return table
+
+
+def literature_epochs_wide() -> pd.DataFrame:
+    """Table 4 as printed (COCO 2014: epochs on train, TTA on val; literature), one row per strategy."""
+    lit = load_literature("pnoc_table4_coco_epochs")
+    wide = lit.pivot_table(index="strategy", columns="epoch", values="miou", sort=False)
+    epochs = sorted((c for c in wide.columns if c != "TTA"), key=int)
+    wide = wide[epochs + ["TTA"]].rename(columns={c: f"E{c}" for c in epochs})
+    wide["numbers from"] = "literature: " + lit.groupby("strategy", sort=False)["source"].first()
+    return wide.reset_index().rename(columns={"strategy": "method"})
+
+
+def priors_class_table(runs: Sequence[PriorsRun]) -> pd.DataFrame:
+    """Table 5's layout: per-class IoU (%) of each priors method at its oracle threshold, and the overall mean."""
+    frame = class_iou_frame(runs)
+    overall = {"class": "overall", **{c: float(np.nanmean(frame[c])) for c in frame.columns if c != "class"}}
+    return pd.concat([frame, pd.DataFrame([overall])], ignore_index=True)
+
+
+def literature_class_table() -> pd.DataFrame:
+    """Table 5 as printed (COCO 2014 val per-class IoU of the priors; literature)."""
+    return load_literature("pnoc_table5_coco_class_iou")
