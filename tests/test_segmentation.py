@@ -295,3 +295,18 @@ def test_latex_export_escapes_and_keeps_missing_cells_empty(tmp_path):
     ctx.save_table(frame, "t8", "Table 8 (mIoU %)", latex=True)
     tex = (tmp_path / "r" / "tables" / "t8.tex").read_text()
     assert r"P-NOC+LS \& C2AM\_H & 70.3 &  \\" in tex and r"mIoU \%" in tex and r"\toprule" in tex
+
+
+def test_same_stage_key_gives_the_same_weights_whatever_ran_before(tmp_path, tiny_synthetic):
+    """The stage key names the weights: the new layers' initialisation must not depend on the process's RNG
+    state (found: a notebook and a script trained different networks under one key)."""
+    from wsss_lib.reporting.context import RunContext
+    from wsss_lib.stages.segmentation import GROUND_TRUTH, train_segmentation
+
+    cfg = _settings(tiny_synthetic, iterations=1).stage_config(None, GROUND_TRUTH)
+    weights = []
+    for run in range(2):
+        torch.rand(17 + run)  # a different history of random draws before each run
+        ctx = RunContext.create("t", str(tmp_path / f"work{run}"), str(tmp_path / "reports"))
+        weights.append(train_segmentation(ctx, cfg, progress=False).method.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

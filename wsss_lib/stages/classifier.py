@@ -28,7 +28,7 @@ from wsss_lib.reporting.context import RunContext
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.records import weights_key
-from wsss_lib.train.trainer import TrainConfig, fit
+from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
 
 __all__ = ["ClassifierStageConfig", "TrainedClassifier", "ORDINARY_METHODS", "with_ordinary", "train_classifier",
            "load_classifier", "load_classifier_stage", "infer_cams_stage", "sweep_stage", "sweep_stage_dir", "load_sweep"]
@@ -99,6 +99,7 @@ def _build(cfg: ClassifierStageConfig, num_classes: int, ordinary: "TrainedClass
             raise ValueError(f"method {cfg.method!r} was configured with ordinary classifier {cfg.ordinary_key}, "
                              f"got {got}; pass the same TrainedClassifier to train_classifier(..., ordinary=...)")
         extra["ordinary_state"] = ordinary.method.state_dict()
+    seed_everything(cfg.train.seed)  # the new layers' initialisation is part of what the stage key names
     return build_method(cfg.method, method_config(cfg.method, cfg.method_params), cfg.backbone, num_classes, **extra)
 
 

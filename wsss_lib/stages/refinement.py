@@ -42,7 +42,7 @@ from wsss_lib.stages.scores import cached_confusion
 from wsss_lib.stages.saliency import SaliencyRun, hint_cams_stage, infer_saliency_stage, load_saliency_runs
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.stages.inference import inference_stage
-from wsss_lib.train.trainer import TrainConfig, fit
+from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
 
 __all__ = ["AffinityStageConfig", "TrainedAffinity", "affinity_labels_stage", "train_affinity", "random_walk_stage",
            "pseudo_mask_stage", "mask_score_stage", "label_quality_stage", "RefinementSettings", "RefinementRun",
@@ -85,6 +85,7 @@ class TrainedAffinity:
 
 def _build(cfg: AffinityStageConfig, weights: str | None = None) -> AffinityMethod:
     backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
+    seed_everything(cfg.train.seed)  # the head's initialisation is part of what the stage key names
     return AffinityMethod(create_affinity_network(backbone, cfg.network), cfg.loss)
 
 

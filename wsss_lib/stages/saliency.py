@@ -47,7 +47,7 @@ from wsss_lib.stages.records import (read_records, relative, settings_from_names
                                      weights_key, write_record)
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.stages.inference import inference_stage
-from wsss_lib.train.trainer import TrainConfig, fit
+from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
 
 __all__ = ["C2AMStageConfig", "DetectorStageConfig", "TrainedSaliency", "train_c2am", "train_detector",
            "infer_saliency_stage", "pseudo_saliency_stage", "saliency_score_stage", "hint_cams_stage",
@@ -126,6 +126,7 @@ class TrainedSaliency:
 
 def _build(kind: str, cfg, weights: str | None = None) -> Method:
     backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
+    seed_everything(cfg.train.seed)  # the new layers' initialisation is part of what the stage key names
     if kind == "c2am":
         return C2AMMethod(create_c2am_network(backbone), cfg.loss)
     return SaliencyDetectorMethod(create_saliency_detector(backbone, cfg.detector))

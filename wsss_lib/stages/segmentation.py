@@ -37,7 +37,7 @@ from wsss_lib.stages.records import (read_records, relative, settings_from_names
 from wsss_lib.stages.refinement import load_refinement_runs, mask_score_stage
 from wsss_lib.stages.scores import cached_confusion
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit
+from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
 
 __all__ = ["GROUND_TRUTH", "SegmentationStageConfig", "TrainedSegmentation", "train_segmentation", "predict_stage",
            "prediction_score_stage", "export_test_stage", "SegmentationSettings", "SegmentationRun",
@@ -84,6 +84,7 @@ class TrainedSegmentation:
 
 def _build(cfg: SegmentationStageConfig, num_classes: int, weights: str | None = None) -> SegmentationMethod:
     backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
+    seed_everything(cfg.train.seed)  # the head's initialisation is part of what the stage key names
     return SegmentationMethod(create_deeplab(backbone, cfg.network, num_classes), cfg.loss)
 
 
