@@ -20,15 +20,15 @@ __all__ = ["results_table", "class_iou_table", "literature_table10", "prediction
 
 
 def results_table(runs: Sequence[SegmentationRun]) -> pd.DataFrame:
-    """One row per network: its training masks and their mIoU on the training split, and its mIoU (%) on the
-    evaluation split before and after the CRF, also as a share of the fully supervised network's (when run)."""
+    """One row per network: its training masks and their mIoU on the training split (not scored for the ground
+    truth itself), and its mIoU (%) on the evaluation split before and after the CRF, also as a share of the fully
+    supervised network's (when run)."""
     reference = next((100 * r.confusion.scores().miou for r in runs if r.source == GROUND_TRUTH), None)
     rows = []
     for run in runs:
         miou = 100 * run.confusion.scores().miou
         rows.append({"network": run.label, "training masks": run.source,
-                     "training masks mIoU": 100 * run.masks_confusion.scores().miou if run.masks_confusion else
-                     (100.0 if run.source == GROUND_TRUTH else np.nan),
+                     "training masks mIoU": 100 * run.masks_confusion.scores().miou if run.masks_confusion else np.nan,
                      "mIoU before CRF": 100 * run.confusion_before_crf.scores().miou if run.confusion_before_crf else np.nan,
                      "mIoU": miou, "% of fully supervised": 100 * miou / reference if reference else np.nan})
     return pd.DataFrame(rows)

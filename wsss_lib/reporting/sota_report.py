@@ -17,6 +17,7 @@ import pandas as pd
 from wsss_lib.reporting.literature import load_literature
 from wsss_lib.reporting.priors_report import class_iou_frame, epoch_table
 from wsss_lib.stages.priors import PriorsRun
+from wsss_lib.stages.segmentation import GROUND_TRUTH
 
 __all__ = ["TABLE_DATASETS", "sota_table", "priors_epoch_table", "priors_class_table", "literature_epochs_wide",
            "literature_class_table"]
@@ -61,7 +62,7 @@ def sota_table(table: str, records: Sequence[Mapping[str, Any]], expected: Seque
             used.update(match)
             rows.extend(_ours(ours[i], profile) for i in match)
         else:
-            rows.append({"method": source, "supervision": "F" if source == "ground truth" else "I", "backbone": "",
+            rows.append({"method": source, "supervision": "F" if source == GROUND_TRUTH else "I", "backbone": "",
                          "seg_model": model, "val": np.nan, "test": np.nan,
                          "numbers from": f"this code: no run yet in profile {profile}", "note": ""})
     rows.extend(_ours(r, profile) for i, r in enumerate(ours) if i not in used)
