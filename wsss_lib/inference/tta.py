@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from PIL import Image
 from wsss_lib.inference.cam_io import cam_path, save_cam
 from wsss_lib.io import for_each_missing
 
-__all__ = ["TTAConfig", "scaled_outputs", "tta_cams", "infer_cams"]
+__all__ = ["TTAConfig", "scaled_outputs", "tta_cams", "strided_maps", "infer_cams"]
 
 
 @dataclass(frozen=True)
@@ -67,20 +67,31 @@ def tta_cams(model: torch.nn.Module, image: np.ndarray, keys: np.ndarray, mean: 
              autocast_dtype: torch.dtype | None = None, channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(cam, hr_cam)`` of one ``uint8`` RGB image for the 1-based class ids ``keys`` (see module docstring)."""
     device = torch.device(device)
-    height, width = image.shape[:2]
     keys = np.asarray(keys, dtype=np.int64)
+    if len(keys) == 0:
+        return strided_maps([], image.shape[0], image.shape[1], 0, device)
+    index = torch.as_tensor(keys - 1, device=device)
+
+    def per_scale() -> Iterator[torch.Tensor]:
+        for output in scaled_outputs(model, image, mean, std, cfg.scales, cfg.flip, device, autocast_dtype,
+                                     channels_last):
+            maps = F.relu(output.cams.float()[:, index])
+            yield maps[0] + maps[1].flip(-1) if cfg.flip else maps[0]
+
+    return strided_maps(per_scale(), image.shape[0], image.shape[1], len(keys), device)
+
+
+def strided_maps(maps: Iterable[torch.Tensor], height: int, width: int, channels: int,
+                 device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """``(cam, hr_cam)`` from per-scale ``(K, h_s, w_s)`` maps: each resized bilinearly to the stride-4 grid and to the
+    stride-16-padded size (cropped to ``height × width``), summed, and divided by the maximum (+1e-5) per class."""
     small = (math.ceil(height / 4), math.ceil(width / 4))
     padded = (math.ceil(height / 16) * 16, math.ceil(width / 16) * 16)
-    cam = torch.zeros((len(keys), *small), device=device)
-    hr_cam = torch.zeros((len(keys), height, width), device=device)
-    if len(keys) == 0:
-        return cam.cpu().numpy(), hr_cam.cpu().numpy()
-    index = torch.as_tensor(keys - 1, device=device)
-    for output in scaled_outputs(model, image, mean, std, cfg.scales, cfg.flip, device, autocast_dtype, channels_last):
-        maps = F.relu(output.cams.float()[:, index])
-        maps = maps[0] + maps[1].flip(-1) if cfg.flip else maps[0]
-        cam += F.interpolate(maps[None], size=small, mode="bilinear", align_corners=False)[0]
-        hr_cam += F.interpolate(maps[None], size=padded, mode="bilinear", align_corners=False)[0, :, :height, :width]
+    cam = torch.zeros((channels, *small), device=device)
+    hr_cam = torch.zeros((channels, height, width), device=device)
+    for scale_maps in maps:
+        cam += F.interpolate(scale_maps[None], size=small, mode="bilinear", align_corners=False)[0]
+        hr_cam += F.interpolate(scale_maps[None], size=padded, mode="bilinear", align_corners=False)[0, :, :height, :width]
     cam /= cam.amax(dim=(1, 2), keepdim=True) + 1e-5
     hr_cam /= hr_cam.amax(dim=(1, 2), keepdim=True) + 1e-5
     return cam.cpu().numpy(), hr_cam.cpu().numpy()

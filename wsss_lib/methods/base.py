@@ -4,7 +4,8 @@ A method is an ``nn.Module`` that owns its networks and states its losses. Train
 method's ``phases`` (one optimizer each): for every micro-batch the trainer calls, in order,
 ``losses(phase, batch, info, cache)``, back-propagates the sum of the returned (already weighted) terms,
 and, at the end of each accumulation window, steps that phase's optimizer (unless ``should_step`` says
-otherwise; gradients then keep accumulating). A phase that returns no terms back-propagates nothing. ``cache`` is a dict shared by
+otherwise; gradients then keep accumulating); with ``step_after_each_phase`` each phase steps right after its
+own backward pass instead. A phase that returns no terms back-propagates nothing. ``cache`` is a dict shared by
 the phases of one micro-batch (P-NOC reuses the generator's maps in the ordinary classifier's phase).
 """
 
@@ -34,6 +35,10 @@ class Method(nn.Module):
     """Base class of every training strategy (CAM, Puzzle-CAM, OC-CSE, P-OC, P-NOC, ...)."""
 
     phases: tuple[str, ...] = ("main",)
+    step_after_each_phase: bool = False
+    """False: every phase's optimizer steps at the end of the accumulation window, after all phases ran (P-NOC);
+    True: a phase's optimizer steps right after its backward pass, so the next phase sees the updated network
+    (ACR's alternating updates)."""
 
     def param_groups(self, phase: str, lr: float, weight_decay: float) -> list[dict]:
         """SGD parameter groups (with ``lr_mult``) of the networks ``phase`` updates."""

@@ -156,6 +156,16 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
         if progress:
             tqdm.write(f"resuming {out_dir.name} after epoch {start_epoch}/{epochs}")
 
+    def window_ends(micro_done: int) -> bool:
+        return (micro_done + 1) % optim.accumulate_steps == 0
+
+    def step_phase(phase: str, info: StepInfo) -> None:
+        if not method.should_step(phase, info):
+            return
+        scalers[phase].step(optimizers[phase])
+        scalers[phase].update()
+        optimizers[phase].zero_grad(set_to_none=True)
+
     started = time.perf_counter()
     for epoch in range(start_epoch, epochs):
         seed_everything(_epoch_seed(cfg.seed, epoch))
@@ -188,14 +198,12 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
                 if optim.accumulate_mode == "mean":
                     total = total / optim.accumulate_steps
                 scalers[phase].scale(total).backward()
+                if method.step_after_each_phase and window_ends(micro):
+                    step_phase(phase, info)
             micro += 1
-            if micro % optim.accumulate_steps == 0:
+            if not method.step_after_each_phase and micro % optim.accumulate_steps == 0:
                 for phase in method.phases:
-                    if not method.should_step(phase, info):
-                        continue
-                    scalers[phase].step(optimizers[phase])
-                    scalers[phase].update()
-                    optimizers[phase].zero_grad(set_to_none=True)
+                    step_phase(phase, info)
             if micro >= epoch_steps * optim.accumulate_steps:
                 break
             bar.set_postfix(loss=f"{float(total.detach()):.4f}")
