@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from wsss_lib.config import from_dict
+from wsss_lib.methods.acr import ACR, ACRConfig
 from wsss_lib.methods.base import Method
 from wsss_lib.methods.cam import CAMConfig, CAMMethod
 from wsss_lib.methods.occse import OCCSE, OCCSEConfig
@@ -14,6 +15,7 @@ from wsss_lib.methods.poc import POC, POCConfig
 from wsss_lib.methods.puzzle import PuzzleCAM, PuzzleConfig
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.models.cam import create_cam_classifier
+from wsss_lib.models.reconstructor import ReconstructorConfig, create_reconstructor
 
 __all__ = ["available_methods", "method_config", "build_method"]
 
@@ -24,6 +26,11 @@ def _build_cam(cfg: CAMConfig, backbone: BackboneConfig, num_classes: int, **_: 
 
 def _build_puzzle(cfg: PuzzleConfig, backbone: BackboneConfig, num_classes: int, **_: Any) -> Method:
     return PuzzleCAM(create_cam_classifier(backbone, num_classes), cfg)
+
+
+def _build_acr(cfg: ACRConfig, backbone: BackboneConfig, num_classes: int, **_: Any) -> Method:
+    recon = ReconstructorConfig(dim=cfg.dim, low_dims=tuple(cfg.low_dims), decoder_width=cfg.decoder_width)
+    return ACR(create_cam_classifier(backbone, num_classes), create_reconstructor(backbone, num_classes, recon), cfg)
 
 
 def _with_ordinary(cls: type) -> Callable[..., Method]:
@@ -43,7 +50,7 @@ def _with_ordinary(cls: type) -> Callable[..., Method]:
 def _specs() -> dict[str, tuple[type, Callable[..., Method]]]:
     return {"cam": (CAMConfig, _build_cam), "puzzle": (PuzzleConfig, _build_puzzle),
             "occse": (OCCSEConfig, _with_ordinary(OCCSE)), "poc": (POCConfig, _with_ordinary(POC)),
-            "pnoc": (PNOCConfig, _with_ordinary(PNOC))}
+            "pnoc": (PNOCConfig, _with_ordinary(PNOC)), "acr": (ACRConfig, _build_acr)}
 
 
 def available_methods() -> list[str]:

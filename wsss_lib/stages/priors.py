@@ -30,9 +30,11 @@ from wsss_lib.stages.classifier import (ClassifierStageConfig, TrainedClassifier
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig
 
-__all__ = ["PriorsSettings", "PriorsRun", "method_label", "run_priors", "load_priors_runs", "runs_table", "as_list"]
+__all__ = ["PriorsSettings", "PriorsRun", "method_label", "run_priors", "record_run", "find_priors_run", "load_priors_runs",
+           "runs_table", "as_list"]
 
-METHOD_LABELS = {"cam": "CAM", "puzzle": "P", "occse": "OC-CSE", "poc": "P-OC", "pnoc": "P-NOC"}
+METHOD_LABELS = {"cam": "CAM", "puzzle": "P", "occse": "OC-CSE", "poc": "P-OC", "pnoc": "P-NOC", "acr": "ACR", "amn": "AMN",
+                 "rib": "RIB"}
 """Display names used in the paper's tables (P = Puzzle-CAM)."""
 
 
@@ -151,12 +153,28 @@ def run_priors(ctx: RunContext, settings: PriorsSettings, method: str, *, label_
     trained = train_classifier(ctx, cfg, progress=progress, ordinary=ordinary)
     cams = infer_cams_stage(ctx, trained, settings.eval_split, settings.tta, progress=progress)
     sweep_dir = sweep_stage_dir(ctx, cams, settings.data, settings.eval_split, progress=progress)
-    label = method_label(method, label_smoothing)
+    return record_run(ctx, method_label(method, label_smoothing), method, label_smoothing, seed, notebook,
+                      trained.stage, cams, sweep_dir)
+
+
+def record_run(ctx: RunContext, label: str, method: str, label_smoothing: float, seed: int, notebook: str,
+               classifier: StageDir, cams: StageDir, sweep_dir: StageDir) -> PriorsRun:
+    """Write the record ``runs/priors/<label>-seed<seed>.json`` of a finished run and return it loaded.
+    ``classifier`` is the stage of the trained network the CAMs came from (its ``history.csv`` is read)."""
     record = {"label": label, "method": method, "label_smoothing": float(label_smoothing), "seed": int(seed),
-              "notebook": notebook, "classifier": relative(ctx, trained.stage), "cams": relative(ctx, cams),
+              "notebook": notebook, "classifier": relative(ctx, classifier), "cams": relative(ctx, cams),
               "sweep": relative(ctx, sweep_dir)}
     write_record(ctx, "priors", f"{label.replace('+', '_')}-seed{seed}", record)
     return _load_record(ctx, record)
+
+
+def find_priors_run(ctx: RunContext, label: str, seed: int = 0) -> PriorsRun:
+    """The recorded priors run ``label`` (e.g. ``"CAM"``) of ``seed``; a clear error names the notebooks to run."""
+    found = [r for r in load_priors_runs(ctx, [label]) if r.seed == seed]
+    if not found:
+        raise FileNotFoundError(f"no priors run {label!r} (seed {seed}) is recorded under {ctx.work_dir / 'runs' / 'priors'}; "
+                                "run the notebook that trains it (01-05) first")
+    return found[0]
 
 
 def _load_record(ctx: RunContext, record: Mapping[str, Any]) -> PriorsRun:

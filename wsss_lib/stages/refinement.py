@@ -35,7 +35,7 @@ from wsss_lib.refinement.affinity_labels import AffinityLabelConfig, load_affini
 from wsss_lib.refinement.pseudo_masks import make_pseudo_masks, score_masks
 from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import load_sweep, sweep_stage_dir
-from wsss_lib.stages.priors import PriorsRun, load_priors_runs
+from wsss_lib.stages.priors import find_priors_run
 from wsss_lib.stages.records import (read_records, relative, settings_from_namespace, slug, stage_from_record,
                                      weights_key, write_record)
 from wsss_lib.stages.scores import cached_confusion
@@ -301,14 +301,6 @@ def _saliency_maps(ctx: RunContext, run: SaliencyRun, source: str, split: str, p
                                 progress=progress)
 
 
-def _find_priors(ctx: RunContext, label: str, seed: int) -> PriorsRun:
-    found = [r for r in load_priors_runs(ctx, [label]) if r.seed == seed]
-    if not found:
-        raise FileNotFoundError(f"no priors run {label!r} (seed {seed}) is recorded under {ctx.work_dir / 'runs' / 'priors'}; "
-                                "run the notebook that trains it (01-05) first")
-    return found[0]
-
-
 def run_refinement(ctx: RunContext, settings: RefinementSettings, priors: str, saliency: str = "",
                    progress: bool = True) -> RefinementRun:
     """One Table 7 row: affinity labels from the priors run ``priors`` (and the saliency run ``saliency``, e.g.
@@ -316,7 +308,7 @@ def run_refinement(ctx: RunContext, settings: RefinementSettings, priors: str, s
     of every evaluation split, their scores; recorded for later notebooks."""
     if settings.saliency_source not in ("detector", "c2am"):
         raise ValueError(f"saliency_source must be 'detector' or 'c2am', got {settings.saliency_source!r}")
-    priors_run = _find_priors(ctx, priors, settings.priors_seed)
+    priors_run = find_priors_run(ctx, priors, settings.priors_seed)
     train_cams = hint_cams_stage(ctx, priors_run, settings.train_split, progress=progress)
     saliency_maps = None
     if saliency:

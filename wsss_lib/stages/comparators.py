@@ -1,0 +1,258 @@
+"""Stages of the comparator methods (notebook 11): AMN and RIB, which are not CAM classifiers trained on image labels,
+and ACR, which is (``method="acr"`` of the classifier stage). Each run ends like a priors run of notebooks 01-05:
+TTA CAMs of the evaluation split in the common CAM format, the same threshold sweep, and a record under
+``<work_dir>/runs/priors/``, so every method is compared with the same data, inference, thresholds and class groups.
+
+- **AMN**: IRN-style labels (conventional affinity-label rule, official fg 0.30 / bg 0.05, label CRF) from the CAMs
+  of a recorded priors run (``source``, default the vanilla CAM) on AMN's training split; the label-conditioned
+  network trained on them (``train_amn``); its CAMs on the evaluation split (``amn_cams_stage``), normalised outside
+  the background of the same rule's labels of that split.
+- **RIB**: the per-image fine-tuning of the source run's trained classifier (``rib_cams_stage``), drawing the
+  disjoint-class batches from the classifier's training split.
+- **ACR**: ``run_priors(ctx, settings, "acr", ...)`` of ``wsss_lib.stages.priors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+import pandas as pd
+import torch
+
+from wsss_lib.artifacts import StageDir
+from wsss_lib.data import DatasetConfig, open_dataset
+from wsss_lib.data.saliency import AffinityLabelsDataset
+from wsss_lib.data.transforms import AugmentConfig, build_train_transform
+from wsss_lib.inference.amn import infer_amn_cams
+from wsss_lib.inference.rib import infer_rib_cams
+from wsss_lib.inference.tta import TTAConfig
+from wsss_lib.io import atomic_path
+from wsss_lib.methods.amn import AMNLossConfig, AMNMethod
+from wsss_lib.methods.rib import RIBConfig
+from wsss_lib.models.amn import AMNNetConfig, create_amn_network
+from wsss_lib.models.backbone import BackboneConfig
+from wsss_lib.refinement.affinity_labels import AffinityLabelConfig
+from wsss_lib.reporting.context import RunContext
+from wsss_lib.stages.classifier import TrainedClassifier, infer_cams_stage, load_classifier_stage, sweep_stage_dir
+from wsss_lib.stages.inference import inference_stage
+from wsss_lib.stages.priors import PriorsRun, PriorsSettings, find_priors_run, record_run
+from wsss_lib.stages.records import settings_from_namespace, weights_key
+from wsss_lib.stages.refinement import affinity_labels_stage
+from wsss_lib.train.optim import OptimConfig
+from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
+
+__all__ = ["AMNStageConfig", "TrainedAMN", "train_amn", "amn_cams_stage", "rib_cams_stage", "ComparatorSettings",
+           "run_amn", "run_rib", "run_comparators", "with_overrides"]
+
+
+@dataclass(frozen=True)
+class AMNStageConfig:
+    """Everything that determines a trained AMN network (its hash is the stage key)."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(name="resnet50", output_stride=16,
+                                                                            frozen_bn=True, out_indices=(-1,)))
+    network: AMNNetConfig = field(default_factory=AMNNetConfig)
+    loss: AMNLossConfig = field(default_factory=AMNLossConfig)
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(
+        crop_size=512, resize_mode="scale", resize_scale=(0.5, 1.5), color_jitter=None))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=5, batch_size=16, eval_every=0))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(algorithm="adam", lr=5e-6, weight_decay=1e-4,
+                                                                   poly_power=0.0))
+    train_split: str = "train_aug"
+    labels_key: str = ""
+    """Key of the IR-label stage (of ``train_split``) the network learns from."""
+    labels_label: str = ""
+
+    @property
+    def run_name(self) -> str:
+        return f"amn-{self.labels_label.lower().replace('+', '_') or 'labels'}-{self.backbone.name}-seed{self.train.seed}"
+
+    def hashed(self) -> dict[str, Any]:
+        return weights_key(self)
+
+
+@dataclass(frozen=True)
+class TrainedAMN:
+    config: AMNStageConfig
+    stage: StageDir
+    method: AMNMethod
+    history: pd.DataFrame
+
+
+def _build_amn(cfg: AMNStageConfig, num_classes: int, weights: str | None = None) -> AMNMethod:
+    backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
+    seed_everything(cfg.train.seed)  # the new layers' initialisation is part of what the stage key names
+    return AMNMethod(create_amn_network(backbone, num_classes, cfg.network), cfg.loss)
+
+
+def train_amn(ctx: RunContext, cfg: AMNStageConfig, labels: StageDir, progress: bool = True) -> TrainedAMN:
+    """Train (resume, or load) AMN on the IR labels in ``labels`` (an ``affinity_labels`` stage of ``train_split``)."""
+    if labels.key != cfg.labels_key:
+        raise ValueError(f"AMN configured with label stage {cfg.labels_key} but given {labels.key}")
+    sd = ctx.store.stage("amn", cfg.hashed(), name=cfg.run_name)
+    base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
+    if sd.done:
+        method = _build_amn(cfg, base.num_classes - 1, weights="none")
+        method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
+        return TrainedAMN(cfg, sd, method, sd.read_frame("history.csv"))
+    method = _build_amn(cfg, base.num_classes - 1)
+    mean, std = method.normalization
+    train_set = AffinityLabelsDataset(base, labels.file("png"), build_train_transform(cfg.augment, mean, std))
+    result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
+    with atomic_path(sd.file("model.pt")) as tmp:
+        torch.save(method.cpu().state_dict(), tmp)
+    sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
+    return TrainedAMN(cfg, sd, method, sd.read_frame("history.csv"))
+
+
+def amn_cams_stage(ctx: RunContext, trained: TrainedAMN, ir_labels: StageDir, split: str, tta: TTAConfig = TTAConfig(),
+                   progress: bool = True) -> StageDir:
+    """AMN's CAM files of ``split`` (stage ``cams``), normalised outside the background of ``ir_labels`` (same split)."""
+    key = {"amn": trained.stage.key, "ir_labels": ir_labels.key, "split": split, "tta": tta}
+    return inference_stage(ctx, "cams", key, f"{trained.config.run_name}-{split}", trained.method, trained.config.train,
+                           trained.config.dataset, split,
+                           lambda model, dataset, sd, mean, std, **kw: infer_amn_cams(
+                               model, dataset, ir_labels.file("png"), sd.file("npz"), mean, std, tta, **kw),
+                           progress=progress)
+
+
+def rib_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, cfg: RIBConfig, tta: TTAConfig = TTAConfig(),
+                   seed: int = 0, progress: bool = True) -> StageDir:
+    """RIB CAM files of ``split`` (stage ``cams``) from the trained classifier ``trained``; the disjoint-class batches
+    come from the classifier's training split, augmented with ``cfg``'s crop and resize."""
+    ccfg = trained.config
+    sd = ctx.store.stage("cams", {"rib": cfg, "classifier": trained.stage.key, "split": split, "tta": tta, "seed": seed},
+                         name=f"rib-{ccfg.run_name}-{split}")
+    if sd.done:
+        return sd
+    mean, std = trained.method.normalization
+    augment = AugmentConfig(crop_size=cfg.crop_size, resize_mode="long_side", resize_long_side=cfg.resize_long_side,
+                            color_jitter=None)
+    pool = open_dataset(ccfg.dataset, ccfg.train_split, work_dir=ctx.work_dir, progress=progress,
+                        transform=build_train_transform(augment, mean, std))
+    dataset = open_dataset(ccfg.dataset, split, work_dir=ctx.work_dir, progress=progress)
+    from wsss_lib.train.trainer import resolve_device
+
+    model = trained.method.cam_model()
+    counts = infer_rib_cams(model, dataset, pool, sd.file("npz"), mean, std, cfg, tta, seed=seed,
+                            device=resolve_device(ccfg.train.device), progress=progress)
+    model.cpu()
+    sd.mark_done(images=len(dataset), **counts)
+    return sd
+
+
+@dataclass(frozen=True)
+class ComparatorSettings:
+    """Notebook 11's parameters of AMN and RIB (ACR takes ``acr_params`` / ``acr_overrides`` in the notebook)."""
+
+    amn_source: str = "CAM"
+    """Priors run whose CAMs make AMN's IR labels (official: IRN's CAM)."""
+    amn_train_split: str = "train_aug"
+    amn_ir_fg_threshold: float = 0.30
+    amn_ir_bg_threshold: float = 0.05
+    amn_epochs: int = 5
+    amn_batch_size: int = 16
+    amn_lr: float = 5e-6
+    amn_crop_size: int = 512
+    amn_resize_scale: tuple[float, float] = (0.5, 1.5)
+    amn_eps: float = 0.4
+    crf_workers: int = 2
+    rib_source: str = "CAM"
+    """Priors run whose trained classifier RIB fine-tunes (official: IRN's CAM network)."""
+    rib_params: dict[str, Any] = field(default_factory=dict)
+    """Overrides of :class:`wsss_lib.methods.rib.RIBConfig` (official values by default)."""
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any]) -> "ComparatorSettings":
+        return settings_from_namespace(cls, namespace, where="notebook 11 parameters")
+
+    @property
+    def rib(self) -> RIBConfig:
+        from wsss_lib.config import from_dict
+
+        return from_dict(RIBConfig, self.rib_params, where="rib_params")
+
+    @property
+    def ir_labels(self) -> AffinityLabelConfig:
+        return AffinityLabelConfig(mode="conventional", fg_threshold=self.amn_ir_fg_threshold,
+                                   bg_threshold=self.amn_ir_bg_threshold, crf="label")
+
+    def amn(self, priors: PriorsSettings, labels: StageDir, labels_label: str, seed: int) -> AMNStageConfig:
+        return AMNStageConfig(
+            dataset=priors.data,
+            backbone=BackboneConfig(name=priors.backbone, weights=priors.weights, output_stride=priors.output_stride,
+                                    frozen_bn=True, out_indices=(-1,)),
+            loss=AMNLossConfig(eps=self.amn_eps),
+            augment=AugmentConfig(crop_size=self.amn_crop_size, resize_mode="scale", resize_scale=self.amn_resize_scale,
+                                  color_jitter=None),
+            train=TrainConfig(epochs=self.amn_epochs, batch_size=self.amn_batch_size, num_workers=priors.num_workers,
+                              seed=seed, device=priors.device, amp=priors.amp, eval_every=0),
+            optim=OptimConfig(algorithm="adam", lr=self.amn_lr, weight_decay=1e-4, poly_power=0.0),
+            train_split=self.amn_train_split, labels_key=labels.key, labels_label=labels_label)
+
+
+def run_amn(ctx: RunContext, priors: PriorsSettings, settings: ComparatorSettings, seed: int = 0,
+            notebook: str = "", progress: bool = True) -> PriorsRun:
+    """IR labels from the source run's CAMs -> AMN -> its CAMs of the evaluation split -> sweep -> record ``AMN``."""
+    source = find_priors_run(ctx, settings.amn_source, seed)
+    classifier = load_classifier_stage(ctx, source.classifier)
+    split_cams = {priors.eval_split: source.cams}
+    for split in {settings.amn_train_split, priors.eval_split} - set(split_cams):
+        split_cams[split] = infer_cams_stage(ctx, classifier, split, priors.tta, progress=progress)
+    ir_labels = {split: affinity_labels_stage(ctx, cams, priors.data, split, settings.ir_labels, progress=progress,
+                                              workers=settings.crf_workers) for split, cams in split_cams.items()}
+    trained = train_amn(ctx, settings.amn(priors, ir_labels[settings.amn_train_split], settings.amn_source, seed),
+                        ir_labels[settings.amn_train_split], progress=progress)
+    cams = amn_cams_stage(ctx, trained, ir_labels[priors.eval_split], priors.eval_split, priors.tta, progress=progress)
+    sweep = sweep_stage_dir(ctx, cams, priors.data, priors.eval_split, progress=progress)
+    return record_run(ctx, "AMN", "amn", 0.0, seed, notebook, trained.stage, cams, sweep)
+
+
+def run_rib(ctx: RunContext, priors: PriorsSettings, settings: ComparatorSettings, seed: int = 0,
+            notebook: str = "", progress: bool = True) -> PriorsRun:
+    """RIB on the source run's classifier -> CAMs of the evaluation split -> sweep -> record ``RIB``."""
+    source = find_priors_run(ctx, settings.rib_source, seed)
+    classifier = load_classifier_stage(ctx, source.classifier)
+    cams = rib_cams_stage(ctx, classifier, priors.eval_split, settings.rib, priors.tta, seed=seed, progress=progress)
+    sweep = sweep_stage_dir(ctx, cams, priors.data, priors.eval_split, progress=progress)
+    return record_run(ctx, "RIB", "rib", 0.0, seed, notebook, source.classifier, cams, sweep)
+
+
+def with_overrides(settings: PriorsSettings, overrides: Mapping[str, Any], where: str) -> PriorsSettings:
+    """``settings`` with some fields replaced (ACR's own recipe: lr, batch, epochs, crop...); unknown names raise."""
+    from dataclasses import asdict, fields
+
+    from wsss_lib.config import from_dict
+
+    names = {f.name for f in fields(PriorsSettings)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise KeyError(f"{where}: unknown priors settings {unknown}; valid names: {sorted(names)}")
+    values = {**asdict(settings), **dict(overrides)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return from_dict(PriorsSettings, values, where=where)
+
+
+def run_comparators(ctx: RunContext, priors: PriorsSettings, settings: ComparatorSettings, methods: list[str],
+                    seeds: list[int], acr_params: Mapping[str, Any] | None = None,
+                    acr_overrides: Mapping[str, Any] | None = None, notebook: str = "",
+                    progress: bool = True) -> list[PriorsRun]:
+    """Run (or load) the comparators named in ``methods`` (``"AMN"``, ``"RIB"``, ``"ACR"``) for each seed."""
+    from wsss_lib.stages.priors import run_priors
+
+    unknown = sorted(set(methods) - {"AMN", "RIB", "ACR"})
+    if unknown:
+        raise KeyError(f"unknown comparator(s) {unknown}; choose among 'AMN', 'RIB', 'ACR'")
+    runs = []
+    for seed in seeds:
+        if "ACR" in methods:
+            acr = with_overrides(priors, acr_overrides or {}, "acr_overrides")
+            runs.append(run_priors(ctx, acr, "acr", seed=seed, method_params=acr_params, notebook=notebook,
+                                   progress=progress))
+        if "AMN" in methods:
+            runs.append(run_amn(ctx, priors, settings, seed=seed, notebook=notebook, progress=progress))
+        if "RIB" in methods:
+            runs.append(run_rib(ctx, priors, settings, seed=seed, notebook=notebook, progress=progress))
+    return runs
