@@ -71,15 +71,17 @@ def rib_image_cams(model: CAMClassifier, state: dict, image: np.ndarray, labels:
     stop, steps, history = "steps", 0, []
     for step in range(cfg.steps):
         logits, targets = [], []
-        for i, out in enumerate(scaled_outputs(model, image, mean, std, scales, tta.flip, device)):
-            cams = out.cams.float()
+        for i, scale in enumerate(scales):
+            in_loss = scale not in cfg.loss_excluded_scales
+            with torch.set_grad_enabled(in_loss):  # a view left out of the loss needs no graph
+                cams = next(scaled_outputs(model, image, mean, std, [scale], tta.flip, device)).cams.float()
             maps = F.relu(cams[:, index]).detach()
             maps = maps[0] + maps[1].flip(-1) if tta.flip else maps[0]
             sums[i] = maps if sums[i] is None else sums[i] + maps
             if i == 0 and step > 0 and exploded(maps, cfg.explode_threshold, cfg.explode_ratio):
                 stop = "explosion"
                 break
-            if scales[i] not in cfg.loss_excluded_scales:
+            if in_loss:
                 views = present.expand(cams.shape[0], -1)
                 logits.append(gndp_pool(cams, views, cfg.score_threshold, cfg.pooling))
                 targets.append(views)
