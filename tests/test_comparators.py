@@ -339,3 +339,42 @@ def test_comparator_settings_check_names():
     assert ComparatorSettings(rib_params={"steps": 3}).rib.steps == 3
     with pytest.raises(Exception, match="stepz"):
         _ = ComparatorSettings(rib_params={"stepz": 3}).rib
+
+
+# --------------------------------------------------------------------------------------------------------- stages
+
+def test_comparator_runs_record_reload_resume_and_join_the_priors_runs(tmp_path, tiny_synthetic):
+    """AMN, RIB and ACR through their stages on the tiny benchmark: each records a priors run scored on the same
+    split as the CAM run it starts from; a second call recomputes nothing; a missing source run is named."""
+    import json
+
+    from wsss_lib.reporting.context import RunContext
+    from wsss_lib.stages.comparators import ComparatorSettings, run_comparators
+    from wsss_lib.stages.priors import PriorsSettings, load_priors_runs, run_priors
+
+    ctx = RunContext.create("unit", str(tmp_path / "work"), str(tmp_path / "reports"))
+    priors = PriorsSettings(data_root=str(tiny_synthetic), epochs=1, batch_size=4, crop_size=64,
+                            resize_long_side=(48, 64), num_workers=0, device="cpu", quick_eval_size=64,
+                            tta_scales=(1.0,))
+    settings = ComparatorSettings(amn_train_split="train", amn_epochs=1, amn_batch_size=4, amn_lr=1e-4, amn_crop_size=64,
+                                  crf_workers=1, rib_params={"steps": 2, "batch_size": 2, "crop_size": 64,
+                                                             "resize_long_side": [48, 64]})
+    with pytest.raises(FileNotFoundError, match="no priors run 'CAM'"):
+        run_comparators(ctx, priors, settings, ["AMN"], [0], progress=False)
+    with pytest.raises(KeyError, match="unknown comparator"):
+        run_comparators(ctx, priors, settings, ["SEAM"], [0], progress=False)
+    cam = run_priors(ctx, priors, "cam", notebook="01", progress=False)
+    acr_params = {"dim": 8, "low_dims": [4, 4], "decoder_width": 4}
+    runs = run_comparators(ctx, priors, settings, ["AMN", "RIB", "ACR"], [0], acr_params=acr_params,
+                           acr_overrides={"epochs": 1}, notebook="11", progress=False)
+    assert sorted(r.label for r in runs) == ["ACR", "AMN", "RIB"]
+    assert all(r.sweep.num_images == cam.sweep.num_images == 8 for r in runs)
+    by_label = {r.label: r for r in runs}
+    assert by_label["RIB"].classifier == cam.classifier  # RIB fine-tunes the CAM run's classifier per image
+    assert json.loads(by_label["RIB"].cams.file("DONE.json").read_text())["computed"] == 8
+    assert {r.label for r in load_priors_runs(ctx)} == {"CAM", "AMN", "RIB", "ACR"}
+    again = run_comparators(ctx, priors, settings, ["AMN", "RIB", "ACR"], [0], acr_params=acr_params,
+                            acr_overrides={"epochs": 1}, notebook="11", progress=False)
+    assert [r.cams.key for r in again] == [r.cams.key for r in runs]
+    assert all(json.loads(r.cams.file("DONE.json").read_text())["finished"] ==
+               json.loads(s.cams.file("DONE.json").read_text())["finished"] for r, s in zip(again, runs))  # reused
