@@ -62,6 +62,10 @@ def quick_cam_miou(model: torch.nn.Module, dataset, mean: Sequence[float], std: 
         x = (x - mean_t) / std_t
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             cams = model(x).cams.float()
+        finite = torch.isfinite(cams[0, keys - 1]).flatten(1).all(dim=1).cpu()
+        if not bool(finite.all()):
+            names = [dataset.class_names[k] for k, ok in zip(keys.tolist(), finite.tolist()) if not ok]
+            raise FloatingPointError(f"the CAM of class(es) {names} holds NaN or infinite values on image {image_id!r}")
         maps = F.interpolate(psi(cams[:, keys - 1]), size=mask.shape, mode="bilinear", align_corners=False)[0]
         image_counts = sweep_counts(maps.cpu().numpy(), keys, mask, cfg.thresholds, dataset.num_classes)
         counts = image_counts if counts is None else counts + image_counts

@@ -119,7 +119,8 @@ def sweep_counts(
         flat = maps.reshape(keys.size, -1)[:, valid]
         fg_max = flat.max(axis=0)
         if not np.isfinite(fg_max).all():
-            raise ValueError("CAM holds NaN or infinite values")
+            bad = keys[~np.isfinite(flat).all(axis=1)].tolist()
+            raise FloatingPointError(f"the CAM of class id(s) {bad} holds NaN or infinite values")
         fg_id = keys.astype(np.int64)[flat.argmax(axis=0)]
         # compare in the CAM dtype, as the official constant background channel does
         sorted_thr = thresholds[order].astype(maps.dtype)
@@ -271,8 +272,8 @@ def threshold_sweep(
                 total += sweep_counts(maps, record.keys, gt, thresholds, num_classes, ignore_index)
             else:
                 total += _crf_counts(record, dataset, image_id, gt, thresholds, crf, num_classes, ignore_index)
-        except ValueError as err:
-            raise ValueError(f"{path} (image {image_id!r}): {err}") from err
+        except (ValueError, FloatingPointError) as err:
+            raise type(err)(f"{path} (image {image_id!r}): {err}") from err
     confusion = [ConfusionMatrix(num_classes, ignore_index).add_counts(counts) for counts in total]
     return SweepResult.from_confusion(thresholds, confusion, class_names, len(ids))
 
