@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
-#   make reproduce [PROFILE=smoke|paper-voc|paper-coco] [DATA=/path/to/dataset] [ONLY="00 01"] [FORCE=1]
+#   make reproduce [PROFILE=smoke|paper-voc|paper-coco] [DATA=/path/to/dataset] [ONLY="00 01"] [FORCE=1] [VERIFY=1]
 #   make test
 # Both create the virtual environment .venv (if missing) and install requirements.txt into it.
 
@@ -9,10 +9,11 @@ PROFILE ?= smoke
 DATA ?=
 ONLY ?=
 FORCE ?=
+VERIFY ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup reproduce test unit nbval bench clean-reports
+.PHONY: setup reproduce verify test unit nbval bench clean-reports
 
 setup: $(STAMP)
 
@@ -24,7 +25,11 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 reproduce: $(STAMP)
-	$(PY) -m wsss_lib.reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force)
+	$(PY) -m wsss_lib.reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(VERIFY),--verify)
+
+# Check every finished stage of a work directory against its DONE.json (sizes and SHA-256), e.g. make verify PROFILE=smoke
+verify: $(STAMP)
+	$(PY) -m wsss_lib.verify --profile $(PROFILE)
 
 # Unit tests, then every notebook through nbval with its default (smoke) parameters.
 test: $(STAMP)

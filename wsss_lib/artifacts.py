@@ -8,11 +8,25 @@ written atomically), so an interrupted run never leaves a result that looks fini
 A later stage finds an earlier one by rebuilding the earlier stage's configuration (the same dataclass the
 earlier notebook used) and asking ``store.stage(...)`` for it; it includes the upstream key in its own
 configuration so that changing an upstream setting changes every downstream key.
+
+``DONE.json`` vouches for the files beside it. Just before it, ``MANIFEST.tsv`` is written: one line per file
+of the stage folder (``path<TAB>bytes<TAB>sha256``, the hash ``-`` when the stage is larger than
+``WSSS_HASH_LIMIT`` bytes, 2 GiB by default), and ``DONE.json`` records the manifest's own hash, the file count
+and the total size. Whenever a finished stage is used (``StageDir.done``), every file's size is checked
+against the manifest, and with ``WSSS_VERIFY=1`` (``python -m wsss_lib.reproduce --verify``) every recorded
+hash too; ``python -m wsss_lib.verify WORK_DIR`` checks a whole work directory. A truncated, emptied or
+deleted file raises :class:`ArtifactCorruptError` naming the file and the stage folder to delete to recompute
+it. A stage finished before manifests existed (``DONE.json`` without ``manifest``) is trusted as before.
+
+When a stage directory is opened unfinished, the temporary files its killed writers left are removed first
+(``wsss_lib.io.remove_stale_temporaries``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +35,45 @@ from typing import Any, Callable, TypeVar
 import pandas as pd
 
 from wsss_lib.config import config_hash, to_dict
-from wsss_lib.io import atomic_path, atomic_write_json
+from wsss_lib.io import atomic_path, atomic_write_json, atomic_write_text, reading, remove_stale_temporaries
 
-__all__ = ["ArtifactStore", "StageDir", "StageNotFoundError"]
+__all__ = ["ArtifactStore", "StageDir", "StageNotFoundError", "ArtifactCorruptError", "verify_enabled",
+           "DEFAULT_HASH_LIMIT"]
+
+DEFAULT_HASH_LIMIT = 2 * 1024**3
+"""Stages up to this many bytes get a SHA-256 per file in their manifest (``WSSS_HASH_LIMIT`` overrides)."""
+MANIFEST = "MANIFEST.tsv"
+_BOOKKEEPING = ("DONE.json", MANIFEST)
 
 T = TypeVar("T")
 
 
 class StageNotFoundError(FileNotFoundError):
     """An upstream stage a notebook needs has not been run (with this configuration) yet."""
+
+
+class ArtifactCorruptError(RuntimeError):
+    """A finished stage's file no longer matches what its ``DONE.json`` vouched for."""
+
+
+def verify_enabled() -> bool:
+    """Whether finished stages are checked against their recorded hashes too (``WSSS_VERIFY=1``)."""
+    return os.environ.get("WSSS_VERIFY", "").strip().lower() in ("1", "true", "yes", "hashes")
+
+
+def _hash_limit() -> int:
+    return int(os.environ.get("WSSS_HASH_LIMIT", DEFAULT_HASH_LIMIT))
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _output_files(folder: Path) -> list[Path]:
+    """Every file of a stage folder except its bookkeeping and temporary files, in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+                  and p.relative_to(folder).as_posix() not in _BOOKKEEPING)
 
 
 @dataclass(frozen=True)
@@ -39,20 +83,95 @@ class StageDir:
     path: Path
 
     @property
-    def done(self) -> bool:
+    def finished(self) -> bool:
+        """``DONE.json`` exists (the stage ran to its end), without checking its files."""
         return (self.path / "DONE.json").is_file()
+
+    @property
+    def done(self) -> bool:
+        """The stage is finished and its files are as ``DONE.json`` recorded them (sizes always, hashes with
+        ``WSSS_VERIFY=1``); a mismatch raises :class:`ArtifactCorruptError` instead of returning."""
+        if not self.finished:
+            return False
+        self.verify(hashes=verify_enabled())
+        return True
 
     def file(self, name: str) -> Path:
         return self.path / name
 
+    @property
+    def _recompute_hint(self) -> str:
+        return (f"The stage's outputs cannot be trusted: delete its folder to recompute it (rm -rf {self.path}) "
+                "and rerun the notebook that produces it")
+
+    def summary(self) -> dict[str, Any]:
+        """The contents of ``DONE.json``."""
+        with reading(self.path / "DONE.json", f"the {self.stage!r} stage's DONE.json (JSON)", self._recompute_hint) as p:
+            return json.loads(p.read_text())
+
+    def read_json(self, name: str) -> Any:
+        with reading(self.path / name, "a JSON file", self._recompute_hint) as path:
+            return json.loads(path.read_text())
+
     def config(self) -> dict[str, Any]:
-        return json.loads((self.path / "config.json").read_text())
+        with reading(self.path / "config.json", f"the {self.stage!r} stage's config.json (JSON)", self._recompute_hint) as p:
+            return json.loads(p.read_text())
 
     def mark_done(self, **summary: Any) -> None:
-        atomic_write_json(self.path / "DONE.json", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **summary})
+        """Write ``MANIFEST.tsv`` (every file's size, and SHA-256 when the stage is small enough), then ``DONE.json``."""
+        files = _output_files(self.path)
+        sizes = [p.stat().st_size for p in files]
+        hashed = sum(sizes) <= _hash_limit()
+        lines = [f"{p.relative_to(self.path).as_posix()}\t{size}\t{_sha256(p) if hashed else '-'}"
+                 for p, size in zip(files, sizes)]
+        text = "".join(line + "\n" for line in lines)
+        atomic_write_text(self.path / MANIFEST, text)
+        manifest = {"files": len(files), "bytes": int(sum(sizes)), "hashes": "sha256" if hashed else "none",
+                    "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+        atomic_write_json(self.path / "DONE.json", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **summary,
+                                                    "manifest": manifest})
+
+    def verify(self, hashes: bool = False) -> dict[str, Any]:
+        """Check the finished stage's files against its manifest: sizes, and recorded hashes when ``hashes``.
+        Returns ``{"files", "bytes", "hashed"}`` (``"legacy": True`` for a stage finished without a manifest);
+        a missing, resized or altered file raises :class:`ArtifactCorruptError` naming it."""
+        manifest = self.summary().get("manifest")
+        if manifest is None:
+            return {"files": 0, "bytes": 0, "hashed": 0, "legacy": True}
+        manifest_path = self.path / MANIFEST
+        if not manifest_path.is_file():
+            raise ArtifactCorruptError(f"{manifest_path} is missing although {self.path / 'DONE.json'} records it. "
+                                       + self._recompute_hint)
+        text = manifest_path.read_bytes()
+        if hashlib.sha256(text).hexdigest() != manifest["sha256"]:
+            raise ArtifactCorruptError(f"{manifest_path} does not match the hash recorded in DONE.json. "
+                                       + self._recompute_hint)
+        problems: list[str] = []
+        checked = hashed = 0
+        for line in text.decode("utf-8").splitlines():
+            rel, size, digest = line.split("\t")
+            path = self.path / rel
+            try:
+                actual = path.stat().st_size
+            except FileNotFoundError:
+                problems.append(f"{path} is missing (DONE.json recorded {size} bytes)")
+                continue
+            if actual != int(size):
+                problems.append(f"{path} has {actual} bytes, DONE.json recorded {size}")
+            elif hashes and digest != "-":
+                hashed += 1
+                if _sha256(path) != digest:
+                    problems.append(f"{path} has the recorded size but not the recorded SHA-256 (altered)")
+            checked += 1
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise ArtifactCorruptError(f"stage {self.stage!r} at {self.path}: " + "; ".join(problems[:3]) + more
+                                       + ". " + self._recompute_hint)
+        return {"files": checked, "bytes": manifest["bytes"], "hashed": hashed}
 
     def clear_done(self) -> None:
         (self.path / "DONE.json").unlink(missing_ok=True)
+        (self.path / MANIFEST).unlink(missing_ok=True)
 
     def write_frame(self, name: str, frame: pd.DataFrame) -> Path:
         path = self.path / name
@@ -61,7 +180,41 @@ class StageDir:
         return path
 
     def read_frame(self, name: str) -> pd.DataFrame:
-        return pd.read_csv(self.path / name)
+        with reading(self.path / name, "a CSV table", self._recompute_hint) as path:
+            return pd.read_csv(path)
+
+    def save_state(self, name: str, state: dict) -> Path:
+        """``torch.save`` ``state`` (a state dict) atomically as ``name``."""
+        import torch
+
+        with atomic_path(self.path / name) as tmp:
+            torch.save(state, tmp)
+        return self.path / name
+
+    def load_state(self, name: str = "model.pt") -> dict:
+        """A state dict saved by :meth:`save_state` (on the CPU, ``weights_only``), or an error naming the file."""
+        import torch
+
+        with reading(self.path / name, "a PyTorch state dict", self._recompute_hint) as path:
+            return torch.load(path, map_location="cpu", weights_only=True)
+
+    def load_into(self, module, name: str = "model.pt") -> None:
+        """Load the state dict ``name`` into ``module`` strictly; an unreadable or mismatching file is named."""
+        with reading(self.path / name, f"the weights of a {type(module).__name__}", self._recompute_hint) as path:
+            import torch
+
+            module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+    def load_npz(self, name: str, fields: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The arrays of the ``.npz`` file ``name`` (without pickles), checking that ``fields`` are present."""
+        import numpy as np
+
+        with reading(self.path / name, f"an .npz archive with {list(fields) or 'arrays'}", self._recompute_hint) as path:
+            with np.load(path, allow_pickle=False) as data:
+                missing = set(fields) - set(data.files)
+                if missing:
+                    raise KeyError(f"missing fields {sorted(missing)}")
+                return {key: data[key] for key in data.files}
 
 
 class ArtifactStore:
@@ -77,13 +230,16 @@ class ArtifactStore:
         path.mkdir(parents=True, exist_ok=True)
         cfg_file = path / "config.json"
         payload = {"stage": stage, "name": name, "key": key, "config": to_dict(config)}
+        sd = StageDir(stage=stage, key=key, path=path)
         if cfg_file.is_file():
-            stored = json.loads(cfg_file.read_text())
+            stored = sd.config()
             if stored.get("config") != json.loads(json.dumps(payload["config"], default=str)):
                 raise RuntimeError(f"{cfg_file}: stored configuration differs from the one hashing to {key}")
         else:
             atomic_write_json(cfg_file, payload)
-        return StageDir(stage=stage, key=key, path=path)
+        if not sd.finished:
+            remove_stale_temporaries(path)
+        return sd
 
     def require(self, stage: str, config: Any, name: str | None = None, hint: str = "") -> StageDir:
         """Like ``stage`` but the stage must be complete; otherwise say which notebook produces it."""
@@ -104,7 +260,7 @@ class ArtifactStore:
         out = []
         for path in sorted(p for p in base.iterdir() if p.is_dir()):
             sd = StageDir(stage=stage, key=path.name.rsplit("-", 1)[-1], path=path)
-            if sd.done or not done_only:
+            if not done_only or sd.done:
                 out.append(sd)
         return out
 

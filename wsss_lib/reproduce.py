@@ -10,6 +10,8 @@ For each ``notebooks/NN_name.ipynb`` (in order, or those named by ``--only``):
 3. record status and duration in ``reports/<profile>/manifest.json`` (git commit, profile, parameters,
    package versions). A notebook whose executed copy is up to date (same source, same parameters,
    succeeded) is skipped unless ``--force``; expensive stages are cached in the work directory anyway.
+   Every finished stage a notebook reuses is checked against its ``DONE.json`` (file sizes; SHA-256 hashes
+   too with ``--verify``); ``python -m wsss_lib.verify WORK_DIR`` checks a whole work directory.
 
 On a failure the partial executed notebook is kept, the notebook and failing cell are named, and the exit
 status is non-zero.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -179,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="re-execute notebooks that are up to date")
     parser.add_argument("--data", default=None, help="dataset root (sets every notebook's data_root)")
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (default: none)")
+    parser.add_argument("--verify", action="store_true",
+                        help="check every finished stage a notebook uses against the SHA-256 hashes its DONE.json "
+                             "recorded, not only the sizes (sets WSSS_VERIFY=1 for the notebooks)")
     args = parser.parse_args(argv)
+    if args.verify:
+        os.environ["WSSS_VERIFY"] = "1"  # the papermill kernels inherit it
     return run_profile(args.profile, only=args.only, force=args.force, data_root=args.data, timeout=args.timeout)
 
 

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from wsss_lib.data.errors import DatasetError
 from wsss_lib.data.palette import IGNORE_INDEX
-from wsss_lib.io import atomic_write_json
+from wsss_lib.io import atomic_write_json, reading
 
 __all__ = ["SegmentationDataset", "read_image", "read_index_png"]
 
@@ -144,7 +144,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if self._labels is None:
             cache = self.cache_dir / f"labels-{self.name}-{self.split}-{self.cache_key()}.json" if self.cache_dir else None
             if cache is not None and cache.is_file():
-                self._labels = np.asarray(json.loads(cache.read_text())["labels"], dtype=np.float32)
+                with reading(cache, "the image-level label cache (JSON)", f"delete it to recompute ({cache})"):
+                    self._labels = np.asarray(json.loads(cache.read_text())["labels"], dtype=np.float32)
             else:
                 self._labels = self.compute_labels()
                 if cache is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss_lib.io import atomic_save_npz
+from wsss_lib.io import atomic_save_npz, reading
 
 __all__ = ["CamRecord", "save_cam", "load_cam", "cam_path"]
 
@@ -56,9 +56,14 @@ def save_cam(path: str | os.PathLike, keys: np.ndarray, cam: np.ndarray, hr_cam:
 def load_cam(path: str | os.PathLike) -> CamRecord:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"CAM file {path} does not exist; run the CAM inference stage first")
-    with np.load(path, allow_pickle=False) as data:
-        missing = {"keys", "cam", "hr_cam"} - set(data.files)
-        if missing:
-            raise ValueError(f"{path}: not a CAM file, missing fields {sorted(missing)}")
-        return CamRecord(keys=data["keys"], cam=data["cam"], hr_cam=data["hr_cam"])
+        done = path.parent.parent / "DONE.json"
+        hint = (f"its stage folder {path.parent.parent} is marked finished: delete that folder and rerun the notebook "
+                "that computes these CAMs" if done.is_file() else "run the CAM inference stage first")
+        raise FileNotFoundError(f"CAM file {path} does not exist; {hint}")
+    with reading(path, "a CAM file (.npz with keys, cam, hr_cam)",
+                 f"Recompute it: delete its stage folder {path.parent.parent} and rerun the CAM inference"):
+        with np.load(path, allow_pickle=False) as data:
+            missing = {"keys", "cam", "hr_cam"} - set(data.files)
+            if missing:
+                raise ValueError(f"not a CAM file, missing fields {sorted(missing)}")
+            return CamRecord(keys=data["keys"], cam=data["cam"], hr_cam=data["hr_cam"])

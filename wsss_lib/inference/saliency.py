@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from wsss_lib.inference.tta import scaled_outputs
-from wsss_lib.io import atomic_save_image, for_each_missing
+from wsss_lib.io import atomic_save_image, for_each_missing, reading
 
 __all__ = ["SaliencyTTAConfig", "tta_saliency", "infer_saliency", "saliency_path", "save_saliency", "load_saliency"]
 
@@ -89,7 +89,7 @@ def load_saliency(path: str | Path, shape: tuple[int, int] | None = None) -> np.
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"saliency map {path} does not exist; run the saliency inference stage first")
-    with Image.open(path) as im:
+    with reading(path, "a saliency map (8-bit grayscale PNG)"), Image.open(path) as im:
         if im.mode != "L":
             raise ValueError(f"{path}: saliency maps are 8-bit grayscale PNGs (mode 'L'), got mode {im.mode!r}")
         saliency = np.asarray(im, dtype=np.float32) / 255.0

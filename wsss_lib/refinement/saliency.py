@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from wsss_lib.inference.saliency import load_saliency, saliency_path
-from wsss_lib.io import atomic_save_image, for_each_missing
+from wsss_lib.io import atomic_save_image, for_each_missing, reading
 from wsss_lib.refinement.crf import crf_labels
 
 __all__ = ["pseudo_saliency_mask", "make_pseudo_saliency", "load_pseudo_saliency"]
@@ -47,7 +47,7 @@ def load_pseudo_saliency(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pseudo-saliency mask {path} does not exist; run the pseudo-saliency stage first")
-    with Image.open(path) as im:
+    with reading(path, "a pseudo-saliency mask (PNG of 0 and 255)"), Image.open(path) as im:
         mask = np.asarray(im.convert("L") if im.mode != "L" else im, dtype=np.uint8)
     stray = np.setdiff1d(np.unique(mask), [0, 255])
     if stray.size:

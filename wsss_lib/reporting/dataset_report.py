@@ -65,8 +65,8 @@ def class_group_report(ctx: RunContext, cfg: ClassStatsConfig, progress: bool = 
         return stats
 
     def load(sd) -> LabelStatistics:
-        with np.load(sd.file("presence_fraction.npz")) as data:
-            return LabelStatistics(tuple(dataset.class_names), data["presence"], data["fraction"], cfg.size_denominator)
+        data = sd.load_npz("presence_fraction.npz", ("presence", "fraction"))
+        return LabelStatistics(tuple(dataset.class_names), data["presence"], data["fraction"], cfg.size_denominator)
 
     stats = ctx.store.cached("class_stats", stage_cfg, compute, load, name=f"{cfg.dataset.name}-{cfg.split}")
     per_class = class_statistics(stats)

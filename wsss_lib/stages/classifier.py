@@ -109,7 +109,7 @@ def _load_finished(ctx: RunContext, cfg: ClassifierStageConfig, sd: StageDir) ->
     eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=False)
     method = build_method(cfg.method, method_config(cfg.method, cfg.method_params), replace(cfg.backbone, weights="none"),
                           eval_set.num_classes - 1, untrained_ordinary=cfg.needs_ordinary)
-    method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
+    sd.load_into(method)
     return TrainedClassifier(cfg, sd, method, sd.read_frame("history.csv"))
 
 
@@ -129,8 +129,7 @@ def train_classifier(ctx: RunContext, cfg: ClassifierStageConfig, progress: bool
     train_set = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
                              transform=build_train_transform(cfg.augment, mean, std))
     result = fit(method, train_set, eval_set, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    with atomic_path(sd.file("model.pt")) as tmp:
-        torch.save(method.state_dict(), tmp)
+    sd.save_state("model.pt", method.state_dict())
     sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
     return TrainedClassifier(cfg, sd, method, sd.read_frame("history.csv"))
 
@@ -200,8 +199,8 @@ def sweep_stage_dir(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig,
 
 def load_sweep(sd: StageDir) -> SweepResult:
     """The :class:`SweepResult` stored by :func:`sweep_stage` in ``sd``."""
-    with np.load(sd.file("counts.npz")) as data:
-        counts, thresholds = data["counts"], data["thresholds"]
-        names, num_images = [str(n) for n in data["class_names"]], int(data["num_images"])
+    data = sd.load_npz("counts.npz", ("counts", "thresholds", "class_names", "num_images"))
+    counts, thresholds = data["counts"], data["thresholds"]
+    names, num_images = [str(n) for n in data["class_names"]], int(data["num_images"])
     confusion = [ConfusionMatrix(len(names)).add_counts(c) for c in counts]
     return SweepResult.from_confusion(thresholds, confusion, names, num_images)

@@ -95,14 +95,13 @@ def train_amn(ctx: RunContext, cfg: AMNStageConfig, labels: StageDir, progress: 
     base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
     if sd.done:
         method = _build_amn(cfg, base.num_classes - 1, weights="none")
-        method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
+        sd.load_into(method)
         return TrainedAMN(cfg, sd, method, sd.read_frame("history.csv"))
     method = _build_amn(cfg, base.num_classes - 1)
     mean, std = method.normalization
     train_set = AffinityLabelsDataset(base, labels.file("png"), build_train_transform(cfg.augment, mean, std))
     result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    with atomic_path(sd.file("model.pt")) as tmp:
-        torch.save(method.cpu().state_dict(), tmp)
+    sd.save_state("model.pt", method.cpu().state_dict())
     sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
     return TrainedAMN(cfg, sd, method, sd.read_frame("history.csv"))
 

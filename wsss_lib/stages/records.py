@@ -15,7 +15,7 @@ from typing import Any, Mapping, TypeVar
 
 from wsss_lib.artifacts import StageDir
 from wsss_lib.config import from_dict, to_dict
-from wsss_lib.io import atomic_write_json
+from wsss_lib.io import atomic_write_json, reading
 from wsss_lib.reporting.context import RunContext
 
 __all__ = ["slug", "settings_from_namespace", "relative", "stage_from_record", "write_record", "read_records",
@@ -70,7 +70,13 @@ def write_record(ctx: RunContext, kind: str, name: str, record: Mapping[str, Any
 def read_records(ctx: RunContext, kind: str) -> list[dict[str, Any]]:
     """Every record of ``kind`` in this profile's work directory, in file-name order."""
     folder = ctx.work_dir / "runs" / kind
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        with reading(path, f"a {kind!r} run record (JSON)", "delete it and rerun the notebook that wrote it"):
+            records.append(json.loads(path.read_text()))
+    return records
 
 
 def weights_key(cfg: Any) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def _build(cfg: AffinityStageConfig, weights: str | None = None) -> AffinityMeth
 
 def _load_finished(cfg: AffinityStageConfig, sd: StageDir) -> TrainedAffinity:
     method = _build(cfg, weights="none")
-    method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
+    sd.load_into(method)
     return TrainedAffinity(cfg, sd, method, sd.read_frame("history.csv"))
 
 
@@ -126,8 +126,7 @@ def train_affinity(ctx: RunContext, cfg: AffinityStageConfig, labels: StageDir, 
     base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
     train_set = AffinityLabelsDataset(base, labels.file("png"), build_train_transform(cfg.augment, mean, std))
     result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    with atomic_path(sd.file("model.pt")) as tmp:
-        torch.save(method.cpu().state_dict(), tmp)
+    sd.save_state("model.pt", method.cpu().state_dict())
     sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
     return _load_finished(cfg, sd)
 

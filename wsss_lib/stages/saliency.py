@@ -134,8 +134,8 @@ def _build(kind: str, cfg, weights: str | None = None) -> Method:
 
 def _load_finished(kind: str, cfg, sd: StageDir) -> TrainedSaliency:
     method = _build(kind, cfg, weights="none")
-    method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
-    invert = bool(json.loads(sd.file("orientation.json").read_text())["invert"]) if kind == "c2am" else False
+    sd.load_into(method)
+    invert = bool(sd.read_json("orientation.json")["invert"]) if kind == "c2am" else False
     return TrainedSaliency(kind, cfg, sd, method, sd.read_frame("history.csv"), invert)
 
 
@@ -182,8 +182,7 @@ def train_c2am(ctx: RunContext, cfg: C2AMStageConfig, hints: StageDir | None = N
         plain = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=False)
         orientation = _border_orientation(method, plain, cfg)
     atomic_write_json(sd.file("orientation.json"), orientation)
-    with atomic_path(sd.file("model.pt")) as tmp:
-        torch.save(method.cpu().state_dict(), tmp)
+    sd.save_state("model.pt", method.cpu().state_dict())
     sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs, invert=orientation["invert"])
     return _load_finished("c2am", cfg, sd)
 
@@ -200,8 +199,7 @@ def train_detector(ctx: RunContext, cfg: DetectorStageConfig, pseudo: StageDir, 
     base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
     train_set = PseudoSaliencyDataset(base, pseudo.file("png"), build_train_transform(cfg.augment, mean, std))
     result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    with atomic_path(sd.file("model.pt")) as tmp:
-        torch.save(method.cpu().state_dict(), tmp)
+    sd.save_state("model.pt", method.cpu().state_dict())
     sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
     return _load_finished("detector", cfg, sd)
 

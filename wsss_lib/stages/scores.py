@@ -24,7 +24,6 @@ def cached_confusion(ctx: RunContext, stage: str, key: dict[str, Any], dataset,
         return confusion
 
     def load(sd: StageDir) -> ConfusionMatrix:
-        with np.load(sd.file("counts.npz")) as data:
-            return ConfusionMatrix(dataset.num_classes).add_counts(data["counts"])
+        return ConfusionMatrix(dataset.num_classes).add_counts(sd.load_npz("counts.npz", ("counts",))["counts"])
 
     return ctx.store.cached(stage, {**key, "dataset_key": dataset.cache_key()}, run, load)

@@ -107,11 +107,10 @@ def train_segmentation(ctx: RunContext, cfg: SegmentationStageConfig, masks: Sta
             train_set = PseudoMaskDataset(base, masks.path / MASK_FOLDER, transform)
         result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress,
                      max_steps=cfg.iterations)
-        with atomic_path(sd.file("model.pt")) as tmp:
-            torch.save(method.cpu().state_dict(), tmp)
+        sd.save_state("model.pt", method.cpu().state_dict())
         sd.mark_done(seconds=round(result.seconds, 1), steps=int(cfg.iterations or 0), epochs=int(result.history["epoch"].max()))
     method = _build(cfg, base.num_classes, weights="none")
-    method.load_state_dict(torch.load(sd.file("model.pt"), map_location="cpu", weights_only=True))
+    sd.load_into(method)
     return TrainedSegmentation(cfg, sd, method, sd.read_frame("history.csv"))
 
 
