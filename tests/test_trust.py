@@ -399,3 +399,22 @@ def test_a_classifier_stage_trained_with_zero_or_two_workers_saves_the_same_weig
     zero, two = trained
     assert zero.stage.key == two.stage.key
     _assert_same_weights(zero.method, two.method)
+
+
+def test_a_real_full_disk_is_named_for_torch_and_numpy_writers(tmp_path):
+    """On a 1 MiB tmpfs (needs root and mount; skipped elsewhere): torch.save's 'unexpected pos' and numpy's
+    ENOSPC both become the same named error, and nothing is left behind."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        with pytest.raises(ArtifactWriteError, match=rf"cannot write {mount}/run/checkpoint\.pt: the disk is full"):
+            with atomic_path(mount / "run" / "checkpoint.pt") as tmp:
+                torch.save({"w": torch.zeros(1_000_000)}, tmp)
+        with pytest.raises(ArtifactWriteError, match=rf"cannot write {mount}/cams/a\.npz: the disk is full"):
+            save_cam(mount / "cams" / "a.npz", np.array([1]), np.zeros((1, 2, 2)), np.zeros((1, 600, 600)))
+        assert not list(mount.rglob("*.*"))
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
