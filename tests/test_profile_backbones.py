@@ -1,0 +1,55 @@
+"""Every backbone a profile names is built at the profile's output stride with random weights and runs one forward
+pass (issue 16, item 4): a typo in a timm name, or a model timm cannot dilate, fails here, not after hours on a GPU.
+
+Backbones are collected from the profiles' YAML (keys ``backbone`` and ``*_backbone``, with the ``output_stride``
+of the same block, 16 when absent) and from the papermill overrides their comments document (``-p backbone X``,
+e.g. DeepLab-v2's ResNet-101)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+
+from wsss_lib.config import available_profiles, load_profile, profile_path
+from wsss_lib.models.backbone import BackboneConfig, create_backbone
+
+
+def _named_backbones() -> dict[tuple[str, int], list[str]]:
+    """``{(timm name, output stride): [where it is named]}`` over every profile."""
+    found: dict[tuple[str, int], list[str]] = {}
+    for profile in available_profiles():
+        data = load_profile(profile)
+        blocks = {"common": data["common"], **data["notebooks"]}
+        for block_name, block in blocks.items():
+            for key, value in block.items():
+                if key == "backbone" or key.endswith("_backbone"):
+                    stride = int(block.get("output_stride", 16)) if key == "backbone" else 16
+                    found.setdefault((str(value), stride), []).append(f"{profile}:{block_name}.{key}")
+        for name in re.findall(r"-p backbone (\S+)", profile_path(profile).read_text()):
+            found.setdefault((name, 16), []).append(f"{profile}: papermill override in a comment")
+    return found
+
+
+NAMED = _named_backbones()
+
+
+def test_the_paper_backbones_are_among_those_collected():
+    names = {name for name, _ in NAMED}
+    assert {"resnest269e", "resnet50", "resnet101", "tf_efficientnet_lite0"} <= names, names
+
+
+@pytest.mark.parametrize("name, stride", sorted(NAMED), ids=[f"{n}-os{s}" for n, s in sorted(NAMED)])
+def test_profile_backbone_builds_and_runs_at_its_output_stride(name, stride):
+    torch.manual_seed(0)
+    backbone = create_backbone(BackboneConfig(name=name, weights="none", output_stride=stride,
+                                              out_indices=(0, 1, 2, 3, 4))).eval()
+    size = 64
+    with torch.no_grad():
+        features = backbone(torch.randn(1, 3, size, size))
+    last = features[-1]
+    assert last.shape[-1] == math.ceil(size / stride) and last.shape[-2] == math.ceil(size / stride), \
+        (NAMED[(name, stride)], [tuple(f.shape) for f in features])
+    assert all(torch.isfinite(f).all() for f in features)
