@@ -191,6 +191,14 @@ class StageDir:
             torch.save(state, tmp)
         return self.path / name
 
+    def finish_training(self, state: dict, **summary: Any) -> None:
+        """End a training stage: save the final weights as ``model.pt``, remove the resume checkpoint (the same
+        weights plus optimizer states, useless once the stage is finished, and 2x the weights on disk: 0.9 GB for a
+        ResNeSt-269 classifier), then write ``DONE.json``."""
+        self.save_state("model.pt", state)
+        self.file("checkpoint.pt").unlink(missing_ok=True)
+        self.mark_done(**summary)
+
     def load_state(self, name: str = "model.pt") -> dict:
         """A state dict saved by :meth:`save_state` (on the CPU, ``weights_only``), or an error naming the file."""
         import torch

@@ -129,8 +129,7 @@ def train_classifier(ctx: RunContext, cfg: ClassifierStageConfig, progress: bool
     train_set = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
                              transform=build_train_transform(cfg.augment, mean, std))
     result = fit(method, train_set, eval_set, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    sd.save_state("model.pt", method.state_dict())
-    sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
+    sd.finish_training(method.state_dict(), seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
     return TrainedClassifier(cfg, sd, method, sd.read_frame("history.csv"))
 
 

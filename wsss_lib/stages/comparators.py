@@ -101,8 +101,7 @@ def train_amn(ctx: RunContext, cfg: AMNStageConfig, labels: StageDir, progress: 
     mean, std = method.normalization
     train_set = AffinityLabelsDataset(base, labels.file("png"), build_train_transform(cfg.augment, mean, std))
     result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    sd.save_state("model.pt", method.cpu().state_dict())
-    sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
+    sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
     return TrainedAMN(cfg, sd, method, sd.read_frame("history.csv"))
 
 

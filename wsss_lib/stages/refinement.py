@@ -126,8 +126,7 @@ def train_affinity(ctx: RunContext, cfg: AffinityStageConfig, labels: StageDir, 
     base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
     train_set = AffinityLabelsDataset(base, labels.file("png"), build_train_transform(cfg.augment, mean, std))
     result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    sd.save_state("model.pt", method.cpu().state_dict())
-    sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
+    sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
     return _load_finished(cfg, sd)
 
 

@@ -182,8 +182,7 @@ def train_c2am(ctx: RunContext, cfg: C2AMStageConfig, hints: StageDir | None = N
         plain = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=False)
         orientation = _border_orientation(method, plain, cfg)
     atomic_write_json(sd.file("orientation.json"), orientation)
-    sd.save_state("model.pt", method.cpu().state_dict())
-    sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs, invert=orientation["invert"])
+    sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), epochs=cfg.train.epochs, invert=orientation["invert"])
     return _load_finished("c2am", cfg, sd)
 
 
@@ -199,8 +198,7 @@ def train_detector(ctx: RunContext, cfg: DetectorStageConfig, pseudo: StageDir, 
     base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
     train_set = PseudoSaliencyDataset(base, pseudo.file("png"), build_train_transform(cfg.augment, mean, std))
     result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    sd.save_state("model.pt", method.cpu().state_dict())
-    sd.mark_done(seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
+    sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
     return _load_finished("detector", cfg, sd)
 
 

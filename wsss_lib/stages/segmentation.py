@@ -107,8 +107,7 @@ def train_segmentation(ctx: RunContext, cfg: SegmentationStageConfig, masks: Sta
             train_set = PseudoMaskDataset(base, masks.path / MASK_FOLDER, transform)
         result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress,
                      max_steps=cfg.iterations)
-        sd.save_state("model.pt", method.cpu().state_dict())
-        sd.mark_done(seconds=round(result.seconds, 1), steps=int(cfg.iterations or 0), epochs=int(result.history["epoch"].max()))
+        sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), steps=int(cfg.iterations or 0), epochs=int(result.history["epoch"].max()))
     method = _build(cfg, base.num_classes, weights="none")
     sd.load_into(method)
     return TrainedSegmentation(cfg, sd, method, sd.read_frame("history.csv"))
