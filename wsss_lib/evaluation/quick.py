@@ -58,6 +58,11 @@ def quick_cam_miou(model: torch.nn.Module, dataset, mean: Sequence[float], std: 
         image, mask = _resize_pair(*dataset.load_pair(image_id), cfg.size)
         label = dataset.label_of(image_id)
         keys = np.flatnonzero(label) + 1
+        if keys.size == 0:  # an image without labels (COCO has some): all background, nothing to forward
+            image_counts = sweep_counts(np.zeros((0, *mask.shape), np.float32), keys, mask, cfg.thresholds,
+                                        dataset.num_classes)
+            counts = image_counts if counts is None else counts + image_counts
+            continue
         x = torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1)[None].float() / 255.0
         x = (x - mean_t) / std_t
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
