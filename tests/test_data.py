@@ -131,7 +131,8 @@ def test_duplicate_ids_rejected(tiny_voc):
 
 def test_coco_masks_labels_and_cache(tmp_path):
     root = write_tiny_coco(tmp_path / "coco")
-    ds = COCOSegmentation(root, "train")
+    assert COCOSegmentation(root, "train").ids == ["COCO_train2014_000000000003", "COCO_train2014_000000000007"]
+    ds = COCOSegmentation(root, "train", unlabeled="keep")  # image 9 has no annotation
     assert ds.class_names == ("background", "person", "car", "dog")
     assert ds.ids == ["COCO_train2014_000000000003", "COCO_train2014_000000000007", "COCO_train2014_000000000009"]
     np.testing.assert_array_equal(ds.labels, [[0, 1, 0], [1, 0, 1], [0, 0, 0]])  # crowd is not a label

@@ -15,13 +15,18 @@ from the instance annotations with pycocotools: non-crowd instances painted in o
 missing cache file is rebuilt. ``mask_cache`` moves the cache elsewhere when the data folder is read-only.
 Image-level labels are the categories of the image's non-crowd annotations (the classes that appear in
 its rendered mask, except instances that are completely covered by others; ``check_labels`` compares).
-Images without any annotation are kept with an empty label set (the CAM stages skip them explicitly).
+
+Images without any non-crowd annotation have no image-level label. ``unlabeled="drop"`` (default) leaves them out of
+the split: a weakly supervised method learns nothing from them, and the class-specific erasing of OC-CSE, P-OC and
+P-NOC cannot sample a class in them (found by the paper-coco dry run). The WSSS literature's COCO 2014 split sizes
+(82,081 train / 40,137 val images) are the full splits less such images. ``unlabeled="keep"`` keeps them with an
+empty label set (the CAM stages then write empty records for them).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -57,7 +62,8 @@ class COCOSegmentation(SegmentationDataset):
     name = "coco"
 
     def __init__(self, data_root: str | Path, split: str = "train", *, mask_cache: str | Path | None = None,
-                 transform: Callable | None = None, cache_dir: Path | None = None, progress: bool = True):
+                 transform: Callable | None = None, cache_dir: Path | None = None, progress: bool = True,
+                 unlabeled: Literal["drop", "keep"] = "drop"):
         from pycocotools.coco import COCO
 
         if split not in COCO_SPLIT_SIZES:
@@ -76,9 +82,13 @@ class COCOSegmentation(SegmentationDataset):
         self.cat_to_label = {cat: i + 1 for i, cat in enumerate(cat_ids)}
         names = ("background", *(self.coco.cats[c]["name"] for c in cat_ids))
         self.mask_dir = Path(mask_cache) / f"{split}2014" if mask_cache else root / "SegmentationClass" / f"{split}2014"
+        if unlabeled not in ("drop", "keep"):
+            raise ValueError(f"unlabeled must be 'drop' or 'keep', got {unlabeled!r}")
         self._coco_id: dict[str, int] = {}
         for coco_id in sorted(self.coco.imgs):
-            self._coco_id[Path(self.coco.imgs[coco_id]["file_name"]).stem] = coco_id
+            labelled = any(not a.get("iscrowd", 0) for a in self.coco.imgToAnns.get(coco_id, []))
+            if labelled or unlabeled == "keep":
+                self._coco_id[Path(self.coco.imgs[coco_id]["file_name"]).stem] = coco_id
         super().__init__(root, split, names, list(self._coco_id), transform=transform, cache_dir=cache_dir,
                          progress=progress)
 
