@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
-#   make reproduce [PROFILE=smoke|paper-voc|paper-coco] [DATA=/path/to/dataset] [ONLY="00 01"] [FORCE=1] [VERIFY=1]
+#   make reproduce [PROFILE=smoke|paper-voc|paper-coco] [DATA=/path/to/dataset] [ONLY="00 01"] [FORCE=1] [VERIFY=1] [DRY_RUN=1]
 #   make test
 # Both create the virtual environment .venv (if missing) and install requirements.txt into it.
 
@@ -10,10 +10,11 @@ DATA ?=
 ONLY ?=
 FORCE ?=
 VERIFY ?=
+DRY_RUN ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup reproduce verify test unit nbval bench clean-reports
+.PHONY: setup reproduce verify test dry-runs unit nbval bench clean-reports
 
 setup: $(STAMP)
 
@@ -25,7 +26,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 reproduce: $(STAMP)
-	$(PY) -m wsss_lib.reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(VERIFY),--verify)
+	$(PY) -m wsss_lib.reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(VERIFY),--verify) $(if $(DRY_RUN),--dry-run)
 
 # Check every finished stage of a work directory against its DONE.json (sizes and SHA-256), e.g. make verify PROFILE=smoke
 verify: $(STAMP)
@@ -36,6 +37,12 @@ test: $(STAMP)
 	$(PY) -m pytest tests -q --durations=10
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		--nbval-cell-timeout=1200 -p no:python notebooks -q
+
+# The dry runs of the paper profiles: every notebook on generated VOC/COCO-layout fixtures with the profiles' own
+# architectures, capped (wsss_lib/dry_run.py). Not yet part of `make test`: see the README (CI time and disk).
+dry-runs: $(STAMP)
+	$(PY) -m wsss_lib.reproduce --profile paper-voc --dry-run --force
+	$(PY) -m wsss_lib.reproduce --profile paper-coco --dry-run --force
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -q

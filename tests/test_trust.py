@@ -398,6 +398,8 @@ def test_a_classifier_stage_trained_with_zero_or_two_workers_saves_the_same_weig
         trained.append(train_classifier(ctx, cfg, progress=False))
     zero, two = trained
     assert zero.stage.key == two.stage.key
+    # a finished training stage keeps model.pt and drops the resume checkpoint (same weights + optimizer states)
+    assert zero.stage.file("model.pt").is_file() and not zero.stage.file("checkpoint.pt").exists() and zero.stage.done
     _assert_same_weights(zero.method, two.method)
 
 
@@ -418,3 +420,25 @@ def test_a_real_full_disk_is_named_for_torch_and_numpy_writers(tmp_path):
         assert not list(mount.rglob("*.*"))
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_quick_evaluation_scores_images_without_labels_as_background():
+    """COCO has images without annotations; the quick evaluation crashed on them (found by the paper-coco dry run)."""
+    from wsss_lib.evaluation.quick import QuickEvalConfig, quick_cam_miou
+
+    class Eval:
+        ids, class_names, num_classes = ["empty", "cat"], ("background", "cat"), 2
+
+        def load_pair(self, image_id):
+            mask = np.zeros((8, 8), np.uint8)
+            if image_id == "cat":
+                mask[2:6, 2:6] = 1
+            return np.zeros((8, 8, 3), np.uint8), mask
+
+        def label_of(self, image_id):
+            return np.array([float(image_id == "cat")], np.float32)
+
+    net = ToyMethod().net
+    net.classifier = torch.nn.Conv2d(4, 1, 1, bias=False)
+    result = quick_cam_miou(net, Eval(), (0.5,) * 3, (0.5,) * 3, QuickEvalConfig(size=8))
+    assert result["images"] == 2 and 0.0 <= result["miou"] <= 1.0

@@ -34,8 +34,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from wsss_lib.config import available_profiles, load_profile
+from wsss_lib.dry_run import dry_run_data, dry_run_parameters, dry_run_profile_name
 from wsss_lib.io import atomic_write_json
-from wsss_lib.paths import repo_root, reports_dir
+from wsss_lib.paths import repo_root, reports_dir, work_dir
 
 __all__ = ["main", "discover_notebooks", "notebook_parameters", "validate_parameters", "run_profile", "run_notebooks"]
 
@@ -113,27 +114,48 @@ def _fingerprint(notebook: Path, params: dict[str, Any]) -> str:
 
 
 def run_profile(profile_name: str, only: list[str] | None = None, force: bool = False, data_root: str | None = None,
-                timeout: int | None = None) -> int:
-    """Run the repository's notebooks with a named profile; returns the exit status."""
+                timeout: int | None = None, dry_run: bool = False) -> int:
+    """Run the repository's notebooks with a named profile; returns the exit status. ``dry_run``: see
+    :mod:`wsss_lib.dry_run` (profile ``<name>-dry``, capped parameters, generated fixtures without ``data_root``)."""
     notebooks = discover_notebooks(repo_root() / "notebooks", only)
-    return run_notebooks(load_profile(profile_name), profile_name, notebooks, reports_dir(profile_name),
+    profile = load_profile(profile_name)
+    if dry_run:
+        dry_name = dry_run_profile_name(profile_name)
+        if not data_root:
+            dataset = str(profile["common"].get("dataset", "synthetic"))
+            data_root = str(dry_run_data(profile_name, dataset, work_dir(dry_name))) or None
+        return run_notebooks(profile, dry_name, notebooks, reports_dir(dry_name), force=force, data_root=data_root,
+                             timeout=timeout, dry_run=True)
+    return run_notebooks(profile, profile_name, notebooks, reports_dir(profile_name),
                          force=force, data_root=data_root, timeout=timeout)
 
 
 def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Path], out_dir: Path, *,
-                  force: bool = False, data_root: str | None = None, timeout: int | None = None) -> int:
+                  force: bool = False, data_root: str | None = None, timeout: int | None = None,
+                  dry_run: bool = False) -> int:
     """Validate every notebook's parameters, then execute them in order (see the module docstring)."""
     import papermill as pm
 
     params_by_nb = validate_parameters(notebooks, profile, data_root)
+    caps: dict[str, dict[str, list]] = {}
+    if dry_run:
+        for stem, params in params_by_nb.items():
+            params_by_nb[stem], changed = dry_run_parameters(params)
+            caps[stem] = {k: [a, b] for k, (a, b) in changed.items()}
+        tqdm.write(f"dry run of {profile_name.removesuffix('-dry')}: data {data_root}; caps (wsss_lib.dry_run.CAPS) "
+                   f"change {sorted({k for c in caps.values() for k in c})}; backbone weights "
+                   + ("random (the profile asks for hub weights; --dry-run only)"
+                      if any("weights" in c for c in caps.values()) else "as the profile says"))
     (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "manifest.json"
     previous = json.loads(manifest_path.read_text()).get("notebooks", {}) if manifest_path.is_file() else {}
     manifest: dict[str, Any] = {
         "profile": profile_name, "description": profile.get("description", ""), **_git_commit(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": _versions(), "platform": platform.platform(),
-        "notebooks": dict(previous),
+        "notebooks": dict(previous), "dry_run": dry_run, "data_root": data_root,
     }
+    if dry_run:
+        manifest["dry_run_caps"] = caps
     status = 0
     bar = tqdm(notebooks, desc=f"profile {profile_name}", unit="notebook")
     for nb in bar:
@@ -182,13 +204,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="re-execute notebooks that are up to date")
     parser.add_argument("--data", default=None, help="dataset root (sets every notebook's data_root)")
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (default: none)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="run every notebook with the profile's code path but capped data, steps, batch and image "
+                             "size, random weights where the profile asks for hub weights; writes <profile>-dry "
+                             "folders; without --data, generated VOC/COCO-layout fixtures (see wsss_lib.dry_run)")
     parser.add_argument("--verify", action="store_true",
                         help="check every finished stage a notebook uses against the SHA-256 hashes its DONE.json "
                              "recorded, not only the sizes (sets WSSS_VERIFY=1 for the notebooks)")
     args = parser.parse_args(argv)
     if args.verify:
         os.environ["WSSS_VERIFY"] = "1"  # the papermill kernels inherit it
-    return run_profile(args.profile, only=args.only, force=args.force, data_root=args.data, timeout=args.timeout)
+    return run_profile(args.profile, only=args.only, force=args.force, data_root=args.data, timeout=args.timeout,
+                       dry_run=args.dry_run)
 
 
 if __name__ == "__main__":

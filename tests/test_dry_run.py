@@ -1,0 +1,105 @@
+"""Dry runs of the paper profiles (issue 16): the generated VOC/COCO fixtures, the caps, the labelling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wsss_lib.config import load_profile
+from wsss_lib.data import DatasetConfig, open_dataset
+from wsss_lib.data.fixtures import ABSENT_FROM_TRAIN, COCO_CATEGORIES, write_coco_fixture, write_voc_fixture
+from wsss_lib.dry_run import CAPS, dry_run_parameters, dry_run_profile_name
+from wsss_lib.reporting.context import DRY_RUN_NOTE, RunContext
+
+
+def test_voc_fixture_has_what_the_real_tree_has(tmp_path):
+    root = write_voc_fixture(tmp_path / "voc")
+    voc = root / "VOC2012"
+    assert not (voc / "class_names.txt").exists()  # the real tree has none: the 20 official names apply
+    splits = {s: (voc / "ImageSets" / "Segmentation" / f"{s}.txt").read_text().split() for s in
+              ("train", "val", "train_aug", "test")}
+    assert set(splits["train"]) <= set(splits["train_aug"]) and not set(splits["val"]) & set(splits["train_aug"])
+    assert all(not (voc / "SegmentationClass" / f"{i}.png").exists() and (voc / "JPEGImages" / f"{i}.jpg").exists()
+               for i in splits["test"])
+    one = splits["train"][0]
+    assert Image.open(voc / "SegmentationClass" / f"{one}.png").mode == "P"
+    assert Image.open(voc / "SegmentationClassAug" / f"{one}.png").mode == "L"
+    with pytest.warns(UserWarning, match="differ"):  # XML objects the masks lack
+        train = open_dataset(DatasetConfig(name="voc", data_root=str(root)), "train", work_dir=tmp_path / "w",
+                             progress=False)
+        labels = train.labels
+    assert train.num_classes == 21
+    present = {train.class_names[c + 1] for c in np.flatnonzero(labels.sum(axis=0))}
+    assert not present & set(ABSENT_FROM_TRAIN) and len(present) >= 8
+    val = open_dataset(DatasetConfig(name="voc", data_root=str(root)), "val", work_dir=tmp_path / "w", progress=False)
+    assert set(ABSENT_FROM_TRAIN) <= {val.class_names[c + 1] for c in np.flatnonzero(val.labels.sum(axis=0))}
+    mask = val.load_mask(val.ids[0])
+    assert 255 in mask  # void outlines
+
+
+def test_coco_fixture_has_what_the_real_tree_has(tmp_path):
+    root = write_coco_fixture(tmp_path / "coco")
+    data = json.loads((root / "annotations" / "instances_train2014.json").read_text())
+    ids = [c["id"] for c in data["categories"]]
+    assert len(ids) == 80 and ids != list(range(1, 81)) and max(ids) == 90 and tuple(
+        (c["id"], c["name"]) for c in data["categories"]) == COCO_CATEGORIES
+    kinds = {("polygon" if isinstance(a["segmentation"], list) else
+              "rle" if isinstance(a["segmentation"]["counts"], list) else "compressed rle", a["iscrowd"])
+             for a in data["annotations"]}
+    assert {("polygon", 0), ("rle", 0), ("compressed rle", 0), ("rle", 1)} <= kinds
+    annotated = {a["image_id"] for a in data["annotations"]}
+    assert any(im["id"] not in annotated for im in data["images"])
+    train = open_dataset(DatasetConfig(name="coco", data_root=str(root)), "train", work_dir=tmp_path / "w",
+                         progress=False)  # images without annotation are left out (COCOSegmentation unlabeled="drop")
+    assert train.num_classes == 81 and len(train) == len(annotated) < len(data["images"])
+    assert (train.labels.sum(axis=1) > 0).all()
+    masks = np.concatenate([train.load_mask(i).ravel() for i in train.ids])
+    assert 255 in masks and masks[masks != 255].max() <= 80  # crowd regions are void; ids are contiguous
+
+
+def test_caps_keep_the_profile_code_path_and_say_what_changed():
+    profile = load_profile("paper-voc")
+    params = {**profile["common"], **profile["notebooks"]["05_p_noc"]}
+    capped, changed = dry_run_parameters(params)
+    assert capped["profile"] == "paper-voc-dry" and capped["seeds"] == [0] and capped["epochs"] == 1
+    assert capped["weights"] == "none" and changed["weights"] == ("timm", "none")
+    assert capped["backbone"] == "resnest269e" and capped["label_smoothing"] == [0.0, 0.1]  # not capped
+    assert capped["accumulate_steps"] == 2 and capped["crop_size"] == 64
+    assert set(changed) <= set(CAPS) | {"profile"}
+    rib = dry_run_parameters({"rib_params": {"lr": 1e-5}})[0]["rib_params"]
+    assert rib["lr"] == 1e-5 and rib["steps"] == 1
+    assert dry_run_parameters({"weights": "offline-lite0"})[0]["weights"] == "offline-lite0"
+    assert dry_run_profile_name("paper-coco") == "paper-coco-dry" == dry_run_profile_name("paper-coco-dry")
+
+
+def test_every_cap_names_a_parameter_of_some_notebook():
+    import papermill as pm
+
+    from wsss_lib.paths import repo_root
+
+    declared = set()
+    for notebook in sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        declared |= set(pm.inspect_notebook(str(notebook)))
+    assert set(CAPS) <= declared, set(CAPS) - declared
+
+
+def test_dry_run_tables_and_figures_say_so(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    ctx = RunContext.create("paper-voc-dry", str(tmp_path / "w"), str(tmp_path / "r"))
+    assert ctx.dry_run
+    ctx.save_table(pd.DataFrame({"a": [1.0]}), "t", "A caption.")
+    assert (tmp_path / "r" / "tables" / "t.md").read_text().startswith(DRY_RUN_NOTE + " A caption.")
+    fig = plt.figure()
+    ctx.save_figure(fig, "f")
+    assert any(t.get_text() == "DRY RUN" for t in fig.texts)
+    with pytest.raises(AssertionError, match="floor"):
+        RunContext.create("paper-voc", str(tmp_path / "w2"), str(tmp_path / "r2")).expect(False, "below the floor")
+    assert ctx.expect(False, "below the floor") is False  # reported, not raised
