@@ -103,3 +103,10 @@ def test_dry_run_tables_and_figures_say_so(tmp_path):
     with pytest.raises(AssertionError, match="floor"):
         RunContext.create("paper-voc", str(tmp_path / "w2"), str(tmp_path / "r2")).expect(False, "below the floor")
     assert ctx.expect(False, "below the floor") is False  # reported, not raised
+
+
+def test_a_synthetic_profile_needs_no_fixture(tmp_path):
+    """str(Path("")) is ".", which the runner once passed on as every notebook's data_root."""
+    from wsss_lib.dry_run import dry_run_data
+
+    assert dry_run_data("smoke", "synthetic", tmp_path) is None and not (tmp_path / "fixtures").exists()

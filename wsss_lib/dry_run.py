@@ -120,9 +120,9 @@ def dry_run_parameters(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     return out, changed
 
 
-def dry_run_data(profile_name: str, dataset: str, work_root: Path) -> Path:
+def dry_run_data(profile_name: str, dataset: str, work_root: Path) -> Path | None:
     """The fixture tree of ``dataset`` (``voc`` or ``coco``) for ``profile_name``'s dry run, generated once under
-    ``<work_root>/fixtures/``; the synthetic benchmark needs none (returns an empty path)."""
+    ``<work_root>/fixtures/``; the synthetic benchmark needs none (``None``: the notebooks generate it)."""
     from wsss_lib.data.fixtures import write_coco_fixture, write_voc_fixture
 
     folder = Path(work_root) / "fixtures" / dataset
@@ -137,4 +137,4 @@ def dry_run_data(profile_name: str, dataset: str, work_root: Path) -> Path:
             write_coco_fixture(folder)
             done.write_text("wsss_lib.data.fixtures.write_coco_fixture defaults\n")
         return folder
-    return Path("")
+    return None

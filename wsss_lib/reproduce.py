@@ -123,7 +123,8 @@ def run_profile(profile_name: str, only: list[str] | None = None, force: bool = 
         dry_name = dry_run_profile_name(profile_name)
         if not data_root:
             dataset = str(profile["common"].get("dataset", "synthetic"))
-            data_root = str(dry_run_data(profile_name, dataset, work_dir(dry_name))) or None
+            fixtures = dry_run_data(profile_name, dataset, work_dir(dry_name))
+            data_root = str(fixtures) if fixtures is not None else None
         return run_notebooks(profile, dry_name, notebooks, reports_dir(dry_name), force=force, data_root=data_root,
                              timeout=timeout, dry_run=True)
     return run_notebooks(profile, profile_name, notebooks, reports_dir(profile_name),
