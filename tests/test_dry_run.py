@@ -110,3 +110,53 @@ def test_a_synthetic_profile_needs_no_fixture(tmp_path):
     from wsss_lib.dry_run import dry_run_data
 
     assert dry_run_data("smoke", "synthetic", tmp_path) is None and not (tmp_path / "fixtures").exists()
+
+
+def test_smoke_is_a_wiring_check_and_says_so(tmp_path):
+    import pandas as pd
+
+    from wsss_lib.reporting.context import SMOKE_NOTE
+
+    smoke = RunContext.create("smoke", str(tmp_path / "w"), str(tmp_path / "r"))
+    assert smoke.wiring_check and not smoke.dry_run and smoke.note == SMOKE_NOTE
+    smoke.save_table(pd.DataFrame({"a": [1.0]}), "t", "A caption.")
+    assert (tmp_path / "r" / "tables" / "t.md").read_text().startswith(SMOKE_NOTE + " A caption.")
+    smoke.save_table(pd.DataFrame({"a": [1.0]}), "lit", "Literature values.", measured=False)
+    assert (tmp_path / "r" / "tables" / "lit.md").read_text().startswith("Literature values.")
+    assert smoke.expect(False, "below the floor") is False  # reported, not raised
+    assert "not applied" in smoke.checks_passed
+    study = RunContext.create("study", str(tmp_path / "w3"), str(tmp_path / "r3"))
+    assert not study.wiring_check and study.note == "" and study.checks_passed == "checks passed"
+    with pytest.raises(AssertionError, match="floor"):
+        study.expect(False, "below the floor")
+
+
+def test_synthetic_presets_and_dataset_names():
+    from wsss_lib.data import SYNTHETIC_PRESETS, DatasetConfig, dataset_family, synthetic_config
+    from wsss_lib.data.synthetic import SyntheticConfig
+
+    assert dataset_family("voc") == "voc" and dataset_family("coco") == "coco"
+    assert {dataset_family(name) for name in SYNTHETIC_PRESETS} == {"synthetic"}
+    assert synthetic_config("synthetic") == SyntheticConfig()  # v1 stays reproducible by its name
+    tiny = synthetic_config("synthetic-tiny")
+    assert (tiny.n_train, tiny.n_train_aug_extra, tiny.n_val, tiny.image_size) == (32, 16, 16, 128)
+    with pytest.raises(ValueError, match="known: voc, coco, synthetic"):
+        DatasetConfig(name="synthetic-tinny")
+    with pytest.raises(ValueError, match="not a synthetic"):
+        synthetic_config("voc")
+
+
+def test_a_preset_is_generated_once_under_its_config_hash(tmp_path):
+    from wsss_lib.config import config_hash
+    from wsss_lib.data import DatasetConfig, open_dataset, synthetic_config
+    from wsss_lib.data.registry import SYNTHETIC_PRESETS
+
+    SYNTHETIC_PRESETS["synthetic-test"] = {"image_size": 32, "n_train": 3, "n_train_aug_extra": 1, "n_val": 2}
+    try:
+        train = open_dataset(DatasetConfig(name="synthetic-test"), "train", work_dir=tmp_path, progress=False)
+        assert train.name == "synthetic" and len(train) == 3
+        assert train.root.parent == tmp_path / "data" / f"synthetic-{config_hash(synthetic_config('synthetic-test'))}"
+        assert len(open_dataset(DatasetConfig(name="synthetic-test"), "train_aug", work_dir=tmp_path,
+                                progress=False)) == 4
+    finally:
+        del SYNTHETIC_PRESETS["synthetic-test"]

@@ -34,6 +34,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from wsss_lib.config import available_profiles, load_profile
+from wsss_lib.data.registry import dataset_family
 from wsss_lib.dry_run import dry_run_data, dry_run_parameters, dry_run_profile_name
 from wsss_lib.io import atomic_write_json
 from wsss_lib.paths import repo_root, reports_dir, work_dir
@@ -122,7 +123,7 @@ def run_profile(profile_name: str, only: list[str] | None = None, force: bool = 
     if dry_run:
         dry_name = dry_run_profile_name(profile_name)
         if not data_root:
-            dataset = str(profile["common"].get("dataset", "synthetic"))
+            dataset = dataset_family(str(profile["common"].get("dataset", "synthetic")))
             fixtures = dry_run_data(profile_name, dataset, work_dir(dry_name))
             data_root = str(fixtures) if fixtures is not None else None
         return run_notebooks(profile, dry_name, notebooks, reports_dir(dry_name), force=force, data_root=data_root,

@@ -4,10 +4,12 @@ read into the same ``SegmentationDataset`` interface), plus transforms and class
 from wsss_lib.data.base import SegmentationDataset
 from wsss_lib.data.coco import COCOSegmentation
 from wsss_lib.data.errors import DatasetError
-from wsss_lib.data.registry import DatasetConfig, class_groups, dataset_root, open_dataset
+from wsss_lib.data.registry import (SYNTHETIC_PRESETS, DatasetConfig, class_groups, dataset_family, dataset_root,
+                                    open_dataset, synthetic_config)
 from wsss_lib.data.voc import VOC_CLASSES, VOC_PAPER_GROUPS, VOCSegmentation
 
 __all__ = [
     "COCOSegmentation", "DatasetConfig", "DatasetError", "SegmentationDataset", "VOCSegmentation",
-    "VOC_CLASSES", "VOC_PAPER_GROUPS", "class_groups", "dataset_root", "open_dataset",
+    "VOC_CLASSES", "VOC_PAPER_GROUPS", "SYNTHETIC_PRESETS", "class_groups", "dataset_family", "dataset_root",
+    "open_dataset", "synthetic_config",
 ]

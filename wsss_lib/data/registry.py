@@ -4,6 +4,9 @@
 - ``coco``: MS COCO 2014 read from ``data_root`` (or ``$WSSS_DATA``).
 - ``synthetic``: the project's benchmark in VOC layout; with an empty ``data_root`` it is generated (once,
   with the default ``SyntheticConfig``) under ``<work_dir>/data/synthetic-<config hash>/``.
+- ``synthetic-<preset>``: the same generator with one of the named settings of :data:`SYNTHETIC_PRESETS`
+  (``synthetic-tiny``: the smoke profile's wiring-check data). Its datasets are named ``synthetic`` (class
+  groups, tables): the preset only changes the scale.
 """
 
 from __future__ import annotations
@@ -20,28 +23,61 @@ from wsss_lib.data.errors import DatasetError
 from wsss_lib.data.voc import VOC_PAPER_GROUPS, VOCSegmentation, resolve_voc_root
 from wsss_lib.paths import data_root_from_env
 
-__all__ = ["DatasetConfig", "open_dataset", "dataset_root", "class_groups"]
+__all__ = ["DatasetConfig", "SYNTHETIC_PRESETS", "dataset_family", "synthetic_config", "open_dataset", "dataset_root",
+           "class_groups"]
+
+SYNTHETIC_PRESETS: dict[str, dict] = {
+    "synthetic": {},
+    "synthetic-tiny": {"image_size": 128, "n_train": 32, "n_train_aug_extra": 16, "n_val": 16},
+}
+"""Named settings of the synthetic generator, as overrides of ``SyntheticConfig``'s defaults.
+
+- ``synthetic``: the defaults (generator v1: 200 train, 600 more in train_aug, 200 val, 256 px).
+- ``synthetic-tiny``: 32 train, 16 more in train_aug, 16 val, 128 px: the smoke profile's data, the least that
+  runs every code path of every notebook (some classes are absent from some splits, as in a VOC subset). Its
+  numbers compare nothing."""
+
+
+def dataset_family(name: str) -> str:
+    """``voc``, ``coco`` or ``synthetic`` (every synthetic preset); a ``ValueError`` names the known datasets."""
+    if name in ("voc", "coco"):
+        return name
+    if name in SYNTHETIC_PRESETS:
+        return "synthetic"
+    known = ["voc", "coco", *SYNTHETIC_PRESETS]
+    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(known)}")
+
+
+def synthetic_config(name: str):
+    """The ``SyntheticConfig`` of the synthetic preset ``name`` (see :data:`SYNTHETIC_PRESETS`)."""
+    from wsss_lib.data.synthetic import SyntheticConfig
+
+    if dataset_family(name) != "synthetic":
+        raise ValueError(f"{name!r} is not a synthetic dataset")
+    return SyntheticConfig(**SYNTHETIC_PRESETS[name])
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
     """Which dataset a stage reads."""
 
-    name: Literal["voc", "coco", "synthetic"] = "synthetic"
+    name: str = "synthetic"
+    """``voc``, ``coco``, ``synthetic`` or a synthetic preset (:data:`SYNTHETIC_PRESETS`)."""
     data_root: str = ""
-    """Dataset folder; empty: ``$WSSS_DATA`` (voc, coco) or the generated benchmark (synthetic)."""
+    """Dataset folder; empty: ``$WSSS_DATA`` (voc, coco) or the generated benchmark (synthetic presets)."""
     label_check: Literal["error", "warn", "off"] = "warn"
     """VOC layout: what a mismatch between mask labels and XML annotations does (synthetic: always error)."""
+
+    def __post_init__(self) -> None:
+        dataset_family(self.name)
 
 
 def dataset_root(cfg: DatasetConfig, work_dir: str | Path, progress: bool = True) -> Path:
     """The folder the loader reads, generating the synthetic benchmark if needed."""
-    if cfg.name not in ("voc", "coco", "synthetic"):
-        raise ValueError(f"dataset must be 'voc', 'coco' or 'synthetic', got {cfg.name!r}")
-    if cfg.name == "synthetic" and not cfg.data_root:
-        from wsss_lib.data.synthetic import SyntheticConfig, ensure_synthetic
+    if dataset_family(cfg.name) == "synthetic" and not cfg.data_root:
+        from wsss_lib.data.synthetic import ensure_synthetic
 
-        synthetic = SyntheticConfig()
+        synthetic = synthetic_config(cfg.name)
         out_dir = Path(work_dir) / "data" / f"synthetic-{config_hash(synthetic)}"
         ensure_synthetic(synthetic, out_dir, progress=progress)
         return out_dir
@@ -59,9 +95,10 @@ def open_dataset(cfg: DatasetConfig, split: str, *, work_dir: str | Path, transf
     cache_dir = Path(work_dir) / "cache"
     if cfg.name == "coco":
         return COCOSegmentation(root, split, transform=transform, cache_dir=cache_dir, progress=progress)
+    family = dataset_family(cfg.name)
     dataset = VOCSegmentation(root, split, transform=transform, cache_dir=cache_dir, progress=progress,
-                              label_check="error" if cfg.name == "synthetic" else cfg.label_check)
-    dataset.name = cfg.name
+                              label_check="error" if family == "synthetic" else cfg.label_check)
+    dataset.name = family
     return dataset
 
 

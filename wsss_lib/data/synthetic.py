@@ -72,9 +72,17 @@ __all__ = [
     "render_sample",
     "generate",
     "ensure_synthetic",
+    "render_regions",
+    "REGION_CODES",
 ]
 
-GENERATOR_VERSION = "wsss_lib.data.synthetic 1.0.0"
+REGION_CODES = {"plain_background": 0, "context_background": 1, "part": 2, "near_body": 3, "far_body": 4}
+"""Codes of ``SegmentationRegion/<id>.png`` (``emit_regions``; 255 = void, as in the class mask); the same table as
+``wsss_lib.evaluation.pathology.REGIONS``."""
+
+GENERATOR_VERSION = "wsss_lib.data.synthetic 2.0.0"
+"""2.0.0 added the v2 knobs (``body_class_tint``, ``emit_regions``, ``far_body_distance``); their defaults render
+byte-identical files to 1.0.0, so a v1 dataset is reproduced by its configuration (tests/test_synthetic_v2.py)."""
 
 SHAPES = ("ellipse", "rectangle", "rounded", "blob", "triangle", "star", "trapezoid", "diamond", "cross")
 PART_PATTERNS = ("checker", "stripes", "dots", "rings", "diagonal", "plus", "pinwheel", "grid", "zigzag")
@@ -195,6 +203,10 @@ class SyntheticConfig:
     body_texture_sharing: bool = True
     """If True, classes with the same ``ClassSpec.body_texture`` share one body texture; if False
     every class gets its own (more discriminative bodies, weaker part-only failure)."""
+    body_class_tint: float = 0.0
+    """v2: amplitude (in [0, 1] colour units) of a fixed per-class colour offset of the body (class ``k`` of ``n``
+    gets ``body_class_tint * (hue(k / n) - 0.5)``): bodies that share a texture become weakly, but really,
+    class-informative, as object bodies are in real images. 0 = v1 (no offset)."""
 
     # -- shape geometry ---------------------------------------------------------------------------
     aspect_jitter: float = 0.2
@@ -240,6 +252,15 @@ class SyntheticConfig:
     edge_blur_sigma: float = 0.5
     """Gaussian blur (pixels) of the composed image before noise, softening the painted edges."""
 
+    # -- v2: auxiliary annotation -------------------------------------------------------------------
+    emit_regions: bool = False
+    """v2: also write ``SegmentationRegion/<id>.png`` (``REGION_CODES``: plain/context background, part, body
+    near the part, body far from the part; 255 void), so part vs far-body recall and context false positives
+    can be scored (``wsss_lib.evaluation.pathology``). It changes no other file."""
+    far_body_distance: float = 0.3
+    """v2: a body pixel is *far* when its distance to the edge of its instance's part exceeds this fraction of
+    the instance's extent (longer body axis); only used with ``emit_regions``."""
+
     def __post_init__(self) -> None:
         def fail(msg: str) -> None:
             raise ValueError(f"SyntheticConfig: {msg}")
@@ -258,7 +279,8 @@ class SyntheticConfig:
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 fail(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("part_size_fraction", "body_contrast", "body_color_jitter", "aspect_jitter",
+        for name in ("part_size_fraction", "body_contrast", "body_color_jitter", "aspect_jitter", "body_class_tint",
+                     "far_body_distance",
                      "rotation_range_deg", "background_contrast", "pixel_noise_std", "edge_blur_sigma"):
             if getattr(self, name) < 0:
                 fail(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -652,8 +674,9 @@ def _body_field(kind: str, lu: np.ndarray, lv: np.ndarray, minor: float, rng: np
 # ----------------------------------------------------------------------------------------------------
 
 
-def _paint_instance(cfg, inst, texture_id, image, inst_map, label, rng) -> int:
-    """Paint one instance (body texture + part pattern) into ``image`` / ``inst_map`` in place.
+def _paint_instance(cfg, inst, texture_id, image, inst_map, label, rng, region_map=None) -> int:
+    """Paint one instance (body texture + part pattern) into ``image`` / ``inst_map`` in place, and its part /
+    near-body / far-body codes into ``region_map`` when given (it draws nothing from ``rng`` for that).
 
     Returns the number of image pixels the instance covers (before later instances occlude it).
     """
@@ -689,6 +712,9 @@ def _paint_instance(cfg, inst, texture_id, image, inst_map, label, rng) -> int:
         return 0
 
     kind, base = _body_texture_style(texture_id)
+    if cfg.body_class_tint > 0:
+        hue = _hsv_to_rgb(inst.class_index / len(cfg.classes), 1.0, 1.0)
+        base = base + (cfg.body_class_tint * (hue - 0.5)).astype(np.float32)
     base = base + rng.uniform(-cfg.body_color_jitter, cfg.body_color_jitter, size=3).astype(np.float32)
     tint = np.array([1.0, 1.0, 1.0], np.float32) + 0.3 * (base - base.mean())
     body_rgb = base + cfg.body_contrast * _body_field(kind, lu, lv, minor, rng)[..., None] * tint
@@ -703,6 +729,11 @@ def _paint_instance(cfg, inst, texture_id, image, inst_map, label, rng) -> int:
     win = image[y0:y1, x0:x1]
     win[obj] = rgb[obj]
     inst_map[y0:y1, x0:x1][obj] = label
+    if region_map is not None:
+        to_part = np.hypot(lu - pcx, lv - pcy) - rp  # distance to the part's edge, pixels
+        far = to_part > cfg.far_body_distance * inst.extent
+        codes = np.where(part, REGION_CODES["part"], np.where(far, REGION_CODES["far_body"], REGION_CODES["near_body"]))
+        region_map[y0:y1, x0:x1][obj] = codes[obj]
     return int(np.count_nonzero(obj))
 
 
@@ -717,7 +748,20 @@ def _void_band(inst_map: np.ndarray, width: int) -> np.ndarray:
 
 
 def render_sample(cfg: SyntheticConfig, index: int) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Image ``index``: ``(image uint8 HxWx3 before JPEG, mask uint8 HxW, objects)``.
+    """Image ``index``: ``(image uint8 HxWx3 before JPEG, mask uint8 HxW, objects)``; see :func:`_render`."""
+    image, mask, objects, _ = _render(cfg, index, regions=False)
+    return image, mask, objects
+
+
+def render_regions(cfg: SyntheticConfig, index: int) -> np.ndarray:
+    """The region annotation (``REGION_CODES``, 255 void, uint8 HxW) of image ``index``, whatever
+    ``cfg.emit_regions`` says (the files are written only with it)."""
+    return _render(cfg, index, regions=True)[3]
+
+
+def _render(cfg: SyntheticConfig, index: int, regions: bool
+            ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]], np.ndarray | None]:
+    """Image ``index``: ``(image uint8 HxWx3 before JPEG, mask uint8 HxW, objects, regions or None)``.
 
     ``mask``: 0 background, ``k`` = ``cfg.classes[k-1]``, 255 void (object outlines and the
     remnants of instances that count as fully occluded). ``objects``: one dict per *visible* instance
@@ -730,10 +774,14 @@ def render_sample(cfg: SyntheticConfig, index: int) -> tuple[np.ndarray, np.ndar
     image = np.empty((s, s, 3), dtype=np.float32)
     image[...] = _background(cfg, plan.background, rng)
     inst_map = np.zeros((s, s), dtype=np.int32)
+    region_map = None
+    if regions:
+        background = REGION_CODES["context_background" if plan.background in CONTEXT_TEXTURES else "plain_background"]
+        region_map = np.full((s, s), background, dtype=np.uint8)
     drawn = [0]
     for j, inst in enumerate(plan.instances, start=1):
         tex = cfg.classes[inst.class_index].body_texture if cfg.body_texture_sharing else inst.class_index
-        drawn.append(_paint_instance(cfg, inst, tex, image, inst_map, j, rng))
+        drawn.append(_paint_instance(cfg, inst, tex, image, inst_map, j, rng, region_map))
     if cfg.edge_blur_sigma > 0:
         image = ndimage.gaussian_filter(image, sigma=(cfg.edge_blur_sigma, cfg.edge_blur_sigma, 0), mode="nearest")
     if cfg.pixel_noise_std > 0:
@@ -771,7 +819,9 @@ def render_sample(cfg: SyntheticConfig, index: int) -> tuple[np.ndarray, np.ndar
             "truncated": bool(xmin == 0 or ymin == 0 or xmax == s - 1 or ymax == s - 1),
             "occluded": bool(visible[j] < drawn[j]),
         })
-    return image_u8, mask, objects
+    if region_map is not None:
+        region_map[mask == IGNORE_INDEX] = IGNORE_INDEX
+    return image_u8, mask, objects, region_map
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -812,7 +862,7 @@ def _encode_chunk(cfg: SyntheticConfig, items: list[tuple[int, str, bool]]) -> l
     """
     files: list[tuple[str, bytes]] = []
     for index, image_id, seg_class in items:
-        image, mask, objects = render_sample(cfg, index)
+        image, mask, objects, regions = _render(cfg, index, regions=cfg.emit_regions)
         buf = io.BytesIO()
         Image.fromarray(image, mode="RGB").save(buf, format="JPEG", quality=cfg.jpeg_quality)
         files.append((f"JPEGImages/{image_id}.jpg", buf.getvalue()))
@@ -822,6 +872,10 @@ def _encode_chunk(cfg: SyntheticConfig, items: list[tuple[int, str, bool]]) -> l
         if seg_class:
             files.append((f"SegmentationClass/{image_id}.png", buf.getvalue()))
         files.append((f"Annotations/{image_id}.xml", _annotation_xml(image_id, cfg.image_size, objects)))
+        if regions is not None:
+            buf = io.BytesIO()
+            Image.fromarray(regions, mode="L").save(buf, format="PNG")
+            files.append((f"SegmentationRegion/{image_id}.png", buf.getvalue()))
     return files
 
 
@@ -855,7 +909,8 @@ def generate(
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".VOC2012.tmp-", dir=out_dir))
     try:
-        for sub in ("JPEGImages", "SegmentationClassAug", "SegmentationClass", "Annotations", "ImageSets/Segmentation"):
+        subs = ["JPEGImages", "SegmentationClassAug", "SegmentationClass", "Annotations", "ImageSets/Segmentation"]
+        for sub in subs + (["SegmentationRegion"] if cfg.emit_regions else []):
             (tmp / sub).mkdir(parents=True)
         splits = split_ids(cfg)
         seg_class = set(splits["train"]) | set(splits["val"])

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from wsss_lib.reporting.literature import load_literature
+from wsss_lib.reporting.priors_report import method_table
 from wsss_lib.stages.priors import PriorsRun
 
 __all__ = ["threshold_robustness", "literature_priors_table", "ours_table", "PNOC_TABLE3_COLUMNS"]
@@ -55,14 +56,9 @@ def literature_priors_table(methods: Sequence[str] | None = None) -> pd.DataFram
 
 
 def ours_table(runs: Sequence[PriorsRun]) -> pd.DataFrame:
-    """One row per method: mean TTA mIoU over its seeds at the oracle threshold, the threshold, FPR, FNR."""
-    rows = []
-    by_label: dict[str, list[PriorsRun]] = {}
-    for run in runs:
-        by_label.setdefault(run.label, []).append(run)
-    for label, group in by_label.items():
-        summaries = pd.DataFrame([r.summary() for r in group])
-        rows.append({"method": label, "seeds": len(group),
-                     **summaries[["TTA mIoU (%)", "best threshold (oracle)", "FPR (%)", "FNR (%)"]].mean().to_dict(),
-                     "notebook": group[0].notebook})
-    return pd.DataFrame(rows)
+    """One row per method: :func:`wsss_lib.reporting.priors_report.method_table` (TTA mIoU mean and SD over seeds at
+    the oracle threshold, FPR, FNR, the pathology columns) and the notebook that ran it."""
+    table = method_table(runs)
+    notebooks = {run.label: run.notebook for run in runs}
+    table["notebook"] = [notebooks[label] for label in table["method"]]
+    return table

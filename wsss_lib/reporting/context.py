@@ -19,10 +19,16 @@ from wsss_lib.io import atomic_path, atomic_write_text
 from wsss_lib.paths import reports_dir as default_reports_dir
 from wsss_lib.paths import work_dir as default_work_dir
 
-__all__ = ["RunContext", "DRY_RUN_NOTE"]
+__all__ = ["RunContext", "DRY_RUN_NOTE", "SMOKE_NOTE", "WIRING_CHECK_PROFILES"]
 
 DRY_RUN_NOTE = ("DRY RUN (wsss_lib.dry_run: fixture data, capped steps and sizes, random weights where the profile "
                 "asks for hub weights): a wiring check, these numbers mean nothing.")
+SMOKE_NOTE = ("SMOKE (profile smoke, the notebooks' defaults: the tiny synthetic dataset, one short epoch per "
+              "training stage): a wiring check that every code path runs; these numbers compare nothing. "
+              "Measured comparisons: README, section 'Results'.")
+WIRING_CHECK_PROFILES = ("smoke",)
+"""Profiles that only check the wiring (besides every dry run): their tables and figures say so and the quality
+checks of trained models (:meth:`RunContext.expect`) are reported, not applied."""
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -58,12 +64,25 @@ class RunContext:
         """A dry run (profile ``<name>-dry``, ``wsss_lib.dry_run``): every table and figure says so."""
         return is_dry_run_profile(self.profile)
 
+    @property
+    def wiring_check(self) -> bool:
+        """A dry run or a wiring-check profile (:data:`WIRING_CHECK_PROFILES`, the smoke profile): numbers that
+        compare nothing."""
+        return self.dry_run or self.profile in WIRING_CHECK_PROFILES
+
+    @property
+    def note(self) -> str:
+        """What every table caption and figure of a wiring check starts with (empty for a real run)."""
+        return DRY_RUN_NOTE if self.dry_run else SMOKE_NOTE if self.wiring_check else ""
+
     def expect(self, condition: bool, message: str) -> bool:
         """A check of what a *trained* model must achieve (quality, not wiring), e.g. "the CAM clears the label-only
-        floor": an ``AssertionError`` with ``message`` when it fails in a real run. In a dry run (random weights, one
-        short epoch) it cannot be expected to hold: it is reported as not applied, whatever its outcome."""
-        if self.dry_run:
-            print(f"dry run: quality check not applied ({'holds' if condition else 'would fail'}: {message})")
+        floor": an ``AssertionError`` with ``message`` when it fails in a real run. In a wiring check (a dry run's
+        random weights, the smoke profile's one short epoch on tiny data) it cannot be expected to hold: it is
+        reported as not applied, whatever its outcome."""
+        if self.wiring_check:
+            kind = "dry run" if self.dry_run else f"{self.profile} (wiring check)"
+            print(f"{kind}: quality check not applied ({'holds' if condition else 'would fail'}: {message})")
             return bool(condition)
         if not condition:
             raise AssertionError(message)
@@ -72,15 +91,19 @@ class RunContext:
     @property
     def checks_passed(self) -> str:
         """What a notebook's check section prints when it gets to its end."""
-        return "wiring checks passed; quality checks not applied (dry run)" if self.dry_run else "checks passed"
+        if self.wiring_check:
+            kind = "dry run" if self.dry_run else f"profile {self.profile}"
+            return f"wiring checks passed; quality checks not applied ({kind})"
+        return "checks passed"
 
     def save_table(self, frame: pd.DataFrame, name: str, caption: str, *, index: bool = False,
-                   float_format: str = ".1f", latex: bool = False) -> Path:
+                   float_format: str = ".1f", latex: bool = False, measured: bool = True) -> Path:
         """Write ``tables/<name>.csv`` and ``tables/<name>.md`` (caption + provenance + table); with ``latex`` also
-        ``tables/<name>.tex`` (booktabs rules, the same decimals, missing numbers as empty cells)."""
+        ``tables/<name>.tex`` (booktabs rules, the same decimals, missing numbers as empty cells). A wiring check's
+        caption starts with :attr:`note`, unless ``measured=False`` (a table of literature values only)."""
         base = self.reports_dir / "tables" / name
-        if self.dry_run:
-            caption = f"{DRY_RUN_NOTE} {caption}"
+        if self.note and measured:
+            caption = f"{self.note} {caption}"
         with atomic_path(base.with_suffix(".csv")) as tmp:
             frame.to_csv(tmp, index=index)
         markdown = frame.to_markdown(index=index, floatfmt=float_format)
@@ -100,7 +123,8 @@ class RunContext:
         if self.dry_run:
             fig.text(0.5, 0.5, "DRY RUN", fontsize=48, color="red", alpha=0.35, ha="center", va="center",
                      rotation=30, transform=fig.transFigure)
-            fig.text(0.5, 1.0, DRY_RUN_NOTE, fontsize=8, color="red", ha="center", va="bottom",
+        if self.note:
+            fig.text(0.5, 1.0, self.note, fontsize=8, color="red", ha="center", va="bottom", wrap=True,
                      transform=fig.transFigure)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})

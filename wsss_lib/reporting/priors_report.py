@@ -6,7 +6,7 @@ averages over the seeds of a method; literature values are separate frames, neve
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from wsss_lib.data.stats import group_statistics, property_correlations
+from wsss_lib.evaluation.pathology import group_error_breakdown
 from wsss_lib.inference.cam_io import cam_path, load_cam
 from wsss_lib.methods.erasing import class_maps, soft_erasure_mask
 from wsss_lib.models.cam import CAMClassifier
@@ -32,6 +33,34 @@ def group_runs(runs: Sequence[PriorsRun]) -> dict[str, list[PriorsRun]]:
     for run in runs:
         out.setdefault(run.label, []).append(run)
     return out
+
+
+def method_table(runs: Sequence[PriorsRun]) -> pd.DataFrame:
+    """One row per method: the number of seeds, the mean and SD over seeds of the TTA mIoU (%), and the means of
+    the oracle threshold, FPR, FNR and the pathology columns (``PriorsRun.pathology``: missed, spill, confused;
+    part and far-body recall and context FP where the data annotates regions)."""
+    rows = []
+    for label, group in group_runs(runs).items():
+        summaries = pd.DataFrame([r.summary() for r in group]).drop(columns=["method", "seed", "images"])
+        miou = summaries.pop("TTA mIoU (%)")
+        rows.append({"method": label, "seeds": len(group), "TTA mIoU (%)": miou.mean(),
+                     "SD": miou.std(ddof=1) if len(group) > 1 else float("nan"), **summaries.mean().to_dict()})
+    return pd.DataFrame(rows)
+
+
+def pathology_group_table(runs: Sequence[PriorsRun], groups: Mapping[str, Mapping[str, Sequence[str]]]
+                          ) -> pd.DataFrame:
+    """Missed, spill and confused (% of the group's ground-truth foreground, at each run's oracle threshold, mean
+    over seeds) per method and class group (``{family: {group: [class names]}}``); see
+    :func:`wsss_lib.evaluation.pathology.group_error_breakdown`."""
+    frames = []
+    for label, group in group_runs(runs).items():
+        per_seed = [group_error_breakdown(r.sweep.confusion[r.sweep.best_index].counts, r.sweep.class_names, groups)
+                    for r in group]
+        mean = pd.concat(per_seed).groupby(["family", "group"], sort=False).mean().reset_index()
+        mean.insert(0, "method", label)
+        frames.append(mean)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def epoch_table(runs: Sequence[PriorsRun]) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from wsss_lib.data import dataset_family
 from wsss_lib.reporting.literature import load_literature
 from wsss_lib.reporting.priors_report import class_iou_frame, epoch_table
 from wsss_lib.stages.priors import PriorsRun
@@ -24,7 +25,7 @@ __all__ = ["TABLE_DATASETS", "sota_table", "priors_epoch_table", "priors_class_t
 
 TABLE_DATASETS = {"table8": ("voc", "synthetic"), "table9": ("coco",)}
 """Which datasets' runs fill our rows of each table: Table 8 takes VOC and the synthetic benchmark (which has
-VOC's layout and protocol; its rows say "synthetic"), Table 9 takes COCO."""
+VOC's layout and protocol, every preset; its rows name the preset), Table 9 takes COCO."""
 
 _LITERATURE = {"table8": "pnoc_table8_voc_sota", "table9": "pnoc_table9_coco_sota"}
 
@@ -54,7 +55,7 @@ def sota_table(table: str, records: Sequence[Mapping[str, Any]], expected: Seque
              "note": " ".join(str(lit[k]) for k in ("pretraining", "server_report")
                               if k in lit and isinstance(lit[k], str))}
             for lit in literature.to_dict("records")]
-    ours = [r for r in records if r["dataset"] in TABLE_DATASETS[table]]
+    ours = [r for r in records if dataset_family(r["dataset"]) in TABLE_DATASETS[table]]
     used: set[int] = set()
     for source, model in expected:
         match = [i for i, r in enumerate(ours) if r["source"] == source and r["model"] == model]

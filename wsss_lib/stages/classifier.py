@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -193,6 +194,26 @@ def sweep_stage_dir(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig,
                         num_images=np.array(result.num_images))
         sd.write_frame("table.csv", result.table)
         sd.mark_done(images=result.num_images)
+    return sd
+
+
+def regions_stage_dir(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig, split: str, sweep_dir: StageDir,
+                      progress: bool = True) -> StageDir | None:
+    """The ``regions`` stage: part / near-body / far-body recall and context false positives
+    (:func:`wsss_lib.evaluation.pathology.cam_region_counts`) of the CAMs at the sweep's oracle threshold, or
+    ``None`` when the dataset has no region annotation (VOC, COCO, the synthetic benchmark v1)."""
+    from wsss_lib.evaluation.pathology import REGION_DIR, cam_region_counts
+
+    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+    if not (Path(getattr(dataset, "root", "")) / REGION_DIR).is_dir():
+        return None
+    threshold = load_sweep(sweep_dir).best_threshold
+    sd = ctx.store.stage("regions", {"cams": cams.key, "sweep": sweep_dir.key, "threshold": threshold},
+                         name=cams.path.name)
+    if not sd.done:
+        counts = cam_region_counts(cams.file("npz"), dataset, threshold, progress=progress)
+        atomic_save_npz(sd.file("region_counts.npz"), counts=counts, threshold=np.array(threshold))
+        sd.mark_done(images=len(dataset))
     return sd
 
 

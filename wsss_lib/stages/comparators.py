@@ -34,7 +34,8 @@ from wsss_lib.models.amn import AMNNetConfig, create_amn_network
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.refinement.affinity_labels import AffinityLabelConfig
 from wsss_lib.reporting.context import RunContext
-from wsss_lib.stages.classifier import TrainedClassifier, infer_cams_stage, load_classifier_stage, sweep_stage_dir
+from wsss_lib.stages.classifier import (TrainedClassifier, infer_cams_stage, load_classifier_stage, regions_stage_dir,
+                                        sweep_stage_dir)
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.priors import PriorsRun, PriorsSettings, find_priors_run, record_run
 from wsss_lib.stages.records import settings_from_namespace, weights_key
@@ -205,7 +206,8 @@ def run_amn(ctx: RunContext, priors: PriorsSettings, settings: ComparatorSetting
                         ir_labels[settings.amn_train_split], progress=progress)
     cams = amn_cams_stage(ctx, trained, ir_labels[priors.eval_split], priors.eval_split, priors.tta, progress=progress)
     sweep = sweep_stage_dir(ctx, cams, priors.data, priors.eval_split, progress=progress)
-    return record_run(ctx, "AMN", "amn", 0.0, seed, notebook, trained.stage, cams, sweep)
+    regions = regions_stage_dir(ctx, cams, priors.data, priors.eval_split, sweep, progress=progress)
+    return record_run(ctx, "AMN", "amn", 0.0, seed, notebook, trained.stage, cams, sweep, regions)
 
 
 def run_rib(ctx: RunContext, priors: PriorsSettings, settings: ComparatorSettings, seed: int = 0,
@@ -215,7 +217,8 @@ def run_rib(ctx: RunContext, priors: PriorsSettings, settings: ComparatorSetting
     classifier = load_classifier_stage(ctx, source.classifier)
     cams = rib_cams_stage(ctx, classifier, priors.eval_split, settings.rib, priors.tta, seed=seed, progress=progress)
     sweep = sweep_stage_dir(ctx, cams, priors.data, priors.eval_split, progress=progress)
-    return record_run(ctx, "RIB", "rib", 0.0, seed, notebook, source.classifier, cams, sweep)
+    regions = regions_stage_dir(ctx, cams, priors.data, priors.eval_split, sweep, progress=progress)
+    return record_run(ctx, "RIB", "rib", 0.0, seed, notebook, source.classifier, cams, sweep, regions)
 
 
 def with_overrides(settings: PriorsSettings, overrides: Mapping[str, Any], where: str) -> PriorsSettings:

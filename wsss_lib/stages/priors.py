@@ -13,12 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from wsss_lib.artifacts import StageDir
 from wsss_lib.data import DatasetConfig
 from wsss_lib.data.transforms import AugmentConfig
 from wsss_lib.evaluation.quick import QuickEvalConfig
+from wsss_lib.evaluation.pathology import error_breakdown, region_scores
 from wsss_lib.evaluation.sweep import SweepResult
 from wsss_lib.inference.tta import TTAConfig
 from wsss_lib.methods.registry import method_config
@@ -26,7 +28,7 @@ from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.records import read_records, relative, settings_from_namespace, stage_from_record, write_record
 from wsss_lib.stages.classifier import (ClassifierStageConfig, TrainedClassifier, infer_cams_stage, load_sweep,
-                                        sweep_stage_dir, train_classifier, with_ordinary)
+                                        regions_stage_dir, sweep_stage_dir, train_classifier, with_ordinary)
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig
 
@@ -75,6 +77,7 @@ class PriorsSettings:
     num_workers: int = 2
     quick_eval_size: int = 128
     quick_eval_max_images: int = 0
+    quick_eval_thresholds: tuple[float, ...] = (0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45)
     tta_scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
 
     @classmethod
@@ -102,7 +105,8 @@ class PriorsSettings:
                                   color_jitter=self.color_jitter, randaugment=randaugment),
             train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, num_workers=self.num_workers, seed=seed,
                               device=self.device, amp=self.amp,
-                              eval=QuickEvalConfig(size=self.quick_eval_size, max_images=self.quick_eval_max_images)),
+                              eval=QuickEvalConfig(size=self.quick_eval_size, max_images=self.quick_eval_max_images,
+                                                   thresholds=tuple(self.quick_eval_thresholds))),
             optim=OptimConfig(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
                               accumulate_steps=self.accumulate_steps),
             train_split=self.train_split, eval_split=self.eval_split,
@@ -128,12 +132,28 @@ class PriorsRun:
     sweep_dir: StageDir
     history: pd.DataFrame = field(repr=False)
     sweep: SweepResult = field(repr=False)
+    regions: np.ndarray | None = field(default=None, repr=False)
+    """Region counts at the oracle threshold (``wsss_lib.evaluation.pathology``), where the data annotates regions."""
+
+    def pathology(self) -> dict[str, float]:
+        """Percentages at the oracle threshold: ``missed``, ``spill`` and ``confused`` (of the ground-truth
+        foreground area), and where the data annotates regions ``part recall``, ``far-body recall`` and
+        ``context FP``; see :mod:`wsss_lib.evaluation.pathology`."""
+        errors = error_breakdown(self.sweep.confusion[self.sweep.best_index].counts)
+        out = {"missed (%)": 100 * errors["missed"], "spill (%)": 100 * errors["spill"],
+               "confused (%)": 100 * errors["confused"]}
+        if self.regions is not None:
+            regions = region_scores(self.regions)
+            out.update({"part recall (%)": 100 * regions["part_recall"],
+                        "far-body recall (%)": 100 * regions["far_body_recall"],
+                        "context FP (%)": 100 * regions["context_fp"]})
+        return out
 
     def summary(self) -> dict[str, Any]:
         best = self.sweep.best
         return {"method": self.label, "seed": self.seed, "TTA mIoU (%)": 100 * best.miou,
                 "best threshold (oracle)": self.sweep.best_threshold, "FPR (%)": 100 * best.mean_fp,
-                "FNR (%)": 100 * best.mean_fn, "images": self.sweep.num_images}
+                "FNR (%)": 100 * best.mean_fn, **self.pathology(), "images": self.sweep.num_images}
 
 
 def run_priors(ctx: RunContext, settings: PriorsSettings, method: str, *, label_smoothing: float = 0.0,
@@ -153,17 +173,20 @@ def run_priors(ctx: RunContext, settings: PriorsSettings, method: str, *, label_
     trained = train_classifier(ctx, cfg, progress=progress, ordinary=ordinary)
     cams = infer_cams_stage(ctx, trained, settings.eval_split, settings.tta, progress=progress)
     sweep_dir = sweep_stage_dir(ctx, cams, settings.data, settings.eval_split, progress=progress)
+    regions = regions_stage_dir(ctx, cams, settings.data, settings.eval_split, sweep_dir, progress=progress)
     return record_run(ctx, method_label(method, label_smoothing), method, label_smoothing, seed, notebook,
-                      trained.stage, cams, sweep_dir)
+                      trained.stage, cams, sweep_dir, regions)
 
 
 def record_run(ctx: RunContext, label: str, method: str, label_smoothing: float, seed: int, notebook: str,
-               classifier: StageDir, cams: StageDir, sweep_dir: StageDir) -> PriorsRun:
+               classifier: StageDir, cams: StageDir, sweep_dir: StageDir, regions_dir: StageDir | None = None
+               ) -> PriorsRun:
     """Write the record ``runs/priors/<label>-seed<seed>.json`` of a finished run and return it loaded.
-    ``classifier`` is the stage of the trained network the CAMs came from (its ``history.csv`` is read)."""
+    ``classifier`` is the stage of the trained network the CAMs came from (its ``history.csv`` is read);
+    ``regions_dir`` the run's ``regions`` stage (:func:`regions_stage_dir`), where the data has one."""
     record = {"label": label, "method": method, "label_smoothing": float(label_smoothing), "seed": int(seed),
               "notebook": notebook, "classifier": relative(ctx, classifier), "cams": relative(ctx, cams),
-              "sweep": relative(ctx, sweep_dir)}
+              "sweep": relative(ctx, sweep_dir), "regions": relative(ctx, regions_dir) if regions_dir else ""}
     write_record(ctx, "priors", f"{label.replace('+', '_')}-seed{seed}", record)
     return _load_record(ctx, record)
 
@@ -180,9 +203,14 @@ def find_priors_run(ctx: RunContext, label: str, seed: int = 0) -> PriorsRun:
 def _load_record(ctx: RunContext, record: Mapping[str, Any]) -> PriorsRun:
     classifier, cams, sweep_dir = (stage_from_record(ctx, record[k], "the priors notebook that produced it")
                                    for k in ("classifier", "cams", "sweep"))
+    regions = None
+    if record.get("regions"):
+        regions_dir = stage_from_record(ctx, record["regions"], "the priors notebook that produced it")
+        regions = regions_dir.load_npz("region_counts.npz", ("counts",))["counts"]
     return PriorsRun(label=record["label"], method=record["method"], label_smoothing=record["label_smoothing"],
                      seed=record["seed"], notebook=record.get("notebook", ""), classifier=classifier, cams=cams,
-                     sweep_dir=sweep_dir, history=classifier.read_frame("history.csv"), sweep=load_sweep(sweep_dir))
+                     sweep_dir=sweep_dir, history=classifier.read_frame("history.csv"), sweep=load_sweep(sweep_dir),
+                     regions=regions)
 
 
 def load_priors_runs(ctx: RunContext, labels: Sequence[str] | None = None) -> list[PriorsRun]:
