@@ -78,3 +78,28 @@ def test_a_wrong_ordinary_classifier_is_refused(tiny):
 
 def test_method_labels():
     assert method_label("puzzle", 0.0) == "P" and method_label("poc", 0.1) == "P-OC+LS"
+
+
+def test_a_run_on_data_with_regions_reports_part_far_body_and_context_scores(tmp_path, tiny):
+    from wsss_lib.data import open_dataset
+    from wsss_lib.data.synthetic import SyntheticConfig, generate
+    from wsss_lib.evaluation.pathology import cam_region_counts
+
+    _, v1_settings = tiny
+    generate(SyntheticConfig(image_size=64, n_train=6, n_train_aug_extra=2, n_val=2, emit_regions=True,
+                             context_prob=1.0), tmp_path / "data", workers=1, progress=False)
+    ctx = RunContext.create("unit", str(tmp_path / "work"), str(tmp_path / "reports"))
+    settings = replace(v1_settings, data_root=str(tmp_path / "data"))
+    run = run_priors(ctx, settings, "cam", notebook="01", progress=False)
+    summary = run.summary()
+    for key in ("missed (%)", "spill (%)", "confused (%)", "part recall (%)", "far-body recall (%)", "context FP (%)"):
+        assert key in summary
+    dataset = open_dataset(settings.data, "train", work_dir=ctx.work_dir, progress=False)
+    direct = cam_region_counts(run.cams.file("npz"), dataset, run.sweep.best_threshold, progress=False)
+    np.testing.assert_array_equal(run.regions, direct)
+    assert run.regions.sum() > 0
+    again = load_priors_runs(ctx, labels=["CAM"])[0]
+    np.testing.assert_array_equal(again.regions, run.regions)
+    # data without the annotation (v1): the error breakdown only
+    v1 = [run_priors(tiny[0], v1_settings, "cam", notebook="01", progress=False)]
+    assert all("part recall (%)" not in r.summary() and "spill (%)" in r.summary() for r in v1)
