@@ -66,3 +66,16 @@ def test_region_counts_and_scores():
     with pytest.raises(ValueError, match="region codes"):
         region_counts(pred, gt, np.full_like(region, 7))
     assert np.isnan(region_scores(np.zeros((len(REGIONS), 3)))["part_recall"])
+
+
+def test_label_prior_loss():
+    from wsss_lib.evaluation.pathology import label_prior_loss
+
+    labels = np.array([[1, 0], [0, 0], [1, 0], [0, 1]])
+    p = np.array([0.5, 0.25])
+    expected = -np.mean([np.log(p[0])] * 2 + [np.log(1 - p[0])] * 2 + [np.log(1 - p[1])] * 3 + [np.log(p[1])])
+    assert label_prior_loss(labels) == pytest.approx(expected)
+    assert label_prior_loss(np.ones((3, 2))) == pytest.approx(0.0, abs=1e-9)
+    assert label_prior_loss(labels, 0.1) > label_prior_loss(labels)
+    with pytest.raises(ValueError, match="N x C"):
+        label_prior_loss(np.zeros(3))

@@ -38,6 +38,7 @@ class BenchConfig:
     method: str = "cam"
     backbone: str = "tf_efficientnet_lite0"
     crop: int = 224
+    output_stride: int = 16
     batch: int = 8
     num_classes: int = 20
     device: str = "auto"
@@ -66,7 +67,8 @@ def benchmark(cfg: BenchConfig) -> dict:
     cuda = device.type == "cuda"
     amp = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.amp] if cuda else None
     torch.manual_seed(0)
-    method = build_method(cfg.method, method_config(cfg.method), BackboneConfig(name=cfg.backbone), cfg.num_classes,
+    method = build_method(cfg.method, method_config(cfg.method), BackboneConfig(name=cfg.backbone, output_stride=cfg.output_stride),
+                          cfg.num_classes,
                           untrained_ordinary=True).to(device)
     if cfg.channels_last:
         method = method.to(memory_format=torch.channels_last)
@@ -126,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", nargs="+", default=["cam"], choices=available_methods())
     parser.add_argument("--backbone", default="tf_efficientnet_lite0")
     parser.add_argument("--crop", type=int, default=224)
+    parser.add_argument("--output-stride", type=int, default=16, choices=[8, 16, 32])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--num-classes", type=int, default=20)
     parser.add_argument("--device", default="auto")
@@ -140,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for method in args.method:
         for amp in args.amp:
-            cfg = BenchConfig(method=method, backbone=args.backbone, crop=args.crop, batch=args.batch,
+            cfg = BenchConfig(method=method, backbone=args.backbone, crop=args.crop, output_stride=args.output_stride,
+                              batch=args.batch,
                               num_classes=args.num_classes, device=args.device, amp=amp,
                               channels_last=not args.no_channels_last, warmup=args.warmup, steps=args.steps,
                               tta_image=args.tta_image)

@@ -26,16 +26,26 @@ from wsss_lib.paths import data_root_from_env
 __all__ = ["DatasetConfig", "SYNTHETIC_PRESETS", "dataset_family", "synthetic_config", "open_dataset", "dataset_root",
            "class_groups"]
 
+_V2 = {"image_size": 160, "part_size_fraction": 0.25, "body_class_tint": 0.08, "emit_regions": True,
+       "far_body_distance": 0.3}
 SYNTHETIC_PRESETS: dict[str, dict] = {
     "synthetic": {},
     "synthetic-tiny": {"image_size": 128, "n_train": 32, "n_train_aug_extra": 16, "n_val": 16},
+    "synthetic-v2": {**_V2, "context_prob": 0.3, "context_alone_prob": 0.05, "room_cooccurrence_prob": 0.2,
+                     "person_cooccurrence_prob": 0.3, "extra_class_prob": 0.1},
+    "synthetic-v2-stress": {**_V2, "context_prob": 0.9, "context_alone_prob": 0.1, "room_cooccurrence_prob": 0.6,
+                            "person_cooccurrence_prob": 0.7, "extra_class_prob": 0.25},
 }
 """Named settings of the synthetic generator, as overrides of ``SyntheticConfig``'s defaults.
 
 - ``synthetic``: the defaults (generator v1: 200 train, 600 more in train_aug, 200 val, 256 px).
 - ``synthetic-tiny``: 32 train, 16 more in train_aug, 16 val, 128 px: the smoke profile's data, the least that
   runs every code path of every notebook (some classes are absent from some splits, as in a VOC subset). Its
-  numbers compare nothing."""
+  numbers compare nothing.
+- ``synthetic-v2``: benchmark v2, the study's data (``data_cards/synthetic_wsss.md``, "Benchmark v2"): 160 px
+  images trained at their native scale, smaller parts (0.25 of the body's minor half-axis), weakly class-tinted
+  bodies, the region annotation, and *clean* context and co-occurrence (the method ranking).
+- ``synthetic-v2-stress``: the same with strong context and co-occurrence (the class-group analysis)."""
 
 
 def dataset_family(name: str) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["REGIONS", "REGION_DIR", "error_breakdown", "group_error_breakdown", "region_counts", "region_scores",
-           "load_region_map", "cam_region_counts"]
+           "load_region_map", "cam_region_counts", "label_prior_loss"]
 
 REGIONS: dict[str, int] = {"plain_background": 0, "context_background": 1, "part": 2, "near_body": 3,
                            "far_body": 4}
@@ -156,3 +156,16 @@ def cam_region_counts(cam_dir: str | Path, dataset, threshold: float, progress: 
         except ValueError as err:
             raise ValueError(f"{path} (image {image_id!r}): {err}") from err
     return total
+
+
+def label_prior_loss(labels: np.ndarray, label_smoothing: float = 0.0) -> float:
+    """The classification loss (mean over classes of the binary cross-entropy, as
+    ``multilabel_soft_margin_loss``) of a predictor that ignores the image and outputs each class's frequency in
+    ``labels`` (``N x C`` multi-hot, targets smoothed as the methods smooth them: ``(1 - a) y + a / 2``). A
+    classifier whose training loss is not well below this has learned little beyond the label distribution."""
+    y = np.asarray(labels, dtype=np.float64)
+    if y.ndim != 2 or y.shape[0] == 0:
+        raise ValueError(f"labels must be a non-empty N x C array, got shape {y.shape}")
+    y = (1.0 - label_smoothing) * y + label_smoothing / 2.0
+    p = np.clip(y.mean(axis=0), 1e-12, 1 - 1e-12)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
