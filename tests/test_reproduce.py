@@ -75,14 +75,19 @@ def test_failure_names_notebook_and_cell_and_keeps_partial_output(notebooks, tmp
     assert entry["status"] == "failed" and "ValueError: boom in cell" in entry["error"] and entry["failed_cell"] is not None
 
 
-@pytest.mark.parametrize("profile_name", ["smoke", "paper-voc", "paper-coco"])
+@pytest.mark.parametrize("profile_name", ["smoke", "paper-voc", "paper-coco", "study", "study-stress"])
 def test_every_profile_matches_the_notebooks(profile_name):
     from wsss_lib.config import load_profile
     from wsss_lib.paths import repo_root
+    from wsss_lib.reproduce import profile_notebooks
 
-    notebooks = discover_notebooks(repo_root() / "notebooks")
-    params = validate_parameters(notebooks, load_profile(profile_name), None)
+    profile = load_profile(profile_name)
+    every = discover_notebooks(repo_root() / "notebooks")
+    notebooks = profile_notebooks(profile, profile_name, every)
+    params = validate_parameters(notebooks, profile, None)
     assert set(params) == {p.stem for p in notebooks}
+    if not profile_name.startswith("study"):
+        assert len(notebooks) == len(every)  # the smoke and paper profiles run every notebook
     assert all(p["profile"] == profile_name for p in params.values())
 
 
@@ -100,3 +105,27 @@ def test_smoke_profile_equals_notebook_defaults():
         declared = pm.inspect_notebook(str(nb))
         for key, value in {**profile["common"], **profile["notebooks"].get(nb.stem, {})}.items():
             assert value == ast.literal_eval(declared[key]["default"]), (nb.name, key)
+
+
+def test_a_profile_runs_the_notebooks_it_names(notebooks):
+    from wsss_lib.reproduce import profile_notebooks
+
+    found = discover_notebooks(notebooks)
+    subset = {"common": {}, "notebooks": {"01_second": {}}}
+    assert [nb.stem for nb in profile_notebooks(subset, "sub", found)] == ["01_second"]
+    with pytest.raises(SystemExit, match="does not run"):
+        profile_notebooks(subset, "sub", discover_notebooks(notebooks, ["00"]), ["00"])
+    full = {"common": {}, "notebooks": {"00_first": {}, "01_second": {}}}
+    assert [nb.stem for nb in profile_notebooks(full, "full", found)] == ["00_first", "01_second"]
+
+
+def test_study_stress_extends_study():
+    from wsss_lib.config import load_profile
+
+    study, stress = load_profile("study"), load_profile("study-stress")
+    assert stress["common"]["dataset"] == "synthetic-v2-stress" and study["common"]["dataset"] == "synthetic-v2"
+    assert stress["notebooks"] == study["notebooks"]  # one recipe, written once
+    assert set(study["notebooks"]) == {"00_dataset_class_groups", "01_cam_baseline", "02_puzzle_cam", "03_oc_cse",
+                                       "04_p_oc", "05_p_noc", "06_priors_comparison", "11_methods_class_groups"}
+    for stem in ("01_cam_baseline", "02_puzzle_cam", "03_oc_cse", "04_p_oc", "05_p_noc", "11_methods_class_groups"):
+        assert len(study["notebooks"][stem]["seeds"]) >= 3  # issue 15: at least 3 seeds for every row

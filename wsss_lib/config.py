@@ -87,12 +87,15 @@ def load_profile(profile: str) -> dict[str, Any]:
 
     An optional top-level ``templates`` block holds YAML anchors that notebook blocks merge (``<<: *name``),
     so settings shared by several notebooks (the priors recipe of 01-05) are written once; it is dropped here.
+    An optional ``extends: <profile>`` starts from that profile: this file's ``common`` keys replace the base's,
+    each notebook block it gives replaces the base's keys of that notebook, and it runs the base's notebooks
+    (``study-stress`` is ``study`` on other data, its recipe written once).
     """
     path = profile_path(profile)
     if not path.is_file():
         raise FileNotFoundError(f"profile {profile!r} not found at {path}; available: {available_profiles()}")
     data = yaml.safe_load(path.read_text()) or {}
-    allowed = {"description", "common", "notebooks", "templates"}
+    allowed = {"description", "common", "notebooks", "templates", "extends"}
     extra = set(data) - allowed
     if extra:
         raise KeyError(f"{path}: unknown top-level key(s) {sorted(extra)}; expected {sorted(allowed)}")
@@ -100,4 +103,16 @@ def load_profile(profile: str) -> dict[str, Any]:
     data.setdefault("common", {})
     data.setdefault("notebooks", {})
     data["notebooks"] = {str(k): (v or {}) for k, v in data["notebooks"].items()}
+    base_name = data.pop("extends", None)
+    if base_name:
+        if base_name == profile:
+            raise ValueError(f"{path}: a profile cannot extend itself")
+        base = load_profile(str(base_name))
+        notebooks = {stem: dict(block) for stem, block in base["notebooks"].items()}
+        for stem, block in data["notebooks"].items():
+            if stem not in notebooks:
+                raise KeyError(f"{path}: notebook {stem!r} is not run by the base profile {base_name!r}")
+            notebooks[stem].update(block)
+        data = {"description": data.get("description", base.get("description", "")),
+                "common": {**base["common"], **data["common"]}, "notebooks": notebooks}
     return data

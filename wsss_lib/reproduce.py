@@ -1,6 +1,6 @@
 """Run the numbered notebooks of a profile with papermill: ``python -m wsss_lib.reproduce --profile smoke``.
 
-For each ``notebooks/NN_name.ipynb`` (in order, or those named by ``--only``):
+For each ``notebooks/NN_name.ipynb`` the profile names (in order, or those named by ``--only``):
 
 1. parameters = the profile's ``common`` block + its ``notebooks.NN_name`` block (+ ``--data``); every key
    must be a parameter of that notebook (``papermill.inspect_notebook``), checked for all notebooks
@@ -55,6 +55,20 @@ def discover_notebooks(notebook_dir: Path, only: list[str] | None = None) -> lis
     if missing:
         raise SystemExit(f"--only names no notebook: {missing}; available: {[p.stem for p in notebooks]}")
     return selected
+
+
+def profile_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Path],
+                      only: list[str] | None = None) -> list[Path]:
+    """The notebooks a profile runs: those its ``notebooks`` block names (a profile such as ``study`` runs a subset;
+    the others would otherwise run with the notebooks' smoke defaults under its name). ``--only`` selects among
+    them; naming a notebook the profile leaves out is an error."""
+    named = [nb for nb in notebooks if nb.stem in profile["notebooks"]]
+    left_out = [nb.stem for nb in notebooks if nb.stem not in profile["notebooks"]]
+    if only and left_out:
+        raise SystemExit(f"profile {profile_name!r} does not run {left_out}; it runs {sorted(profile['notebooks'])}")
+    if left_out:
+        tqdm.write(f"profile {profile_name!r} runs {[nb.stem for nb in named]} (not {left_out})")
+    return named
 
 
 def notebook_parameters(profile: dict[str, Any], notebook: Path, data_root: str | None) -> dict[str, Any]:
@@ -118,8 +132,8 @@ def run_profile(profile_name: str, only: list[str] | None = None, force: bool = 
                 timeout: int | None = None, dry_run: bool = False) -> int:
     """Run the repository's notebooks with a named profile; returns the exit status. ``dry_run``: see
     :mod:`wsss_lib.dry_run` (profile ``<name>-dry``, capped parameters, generated fixtures without ``data_root``)."""
-    notebooks = discover_notebooks(repo_root() / "notebooks", only)
     profile = load_profile(profile_name)
+    notebooks = profile_notebooks(profile, profile_name, discover_notebooks(repo_root() / "notebooks", only), only)
     if dry_run:
         dry_name = dry_run_profile_name(profile_name)
         if not data_root:

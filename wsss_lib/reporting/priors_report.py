@@ -203,3 +203,48 @@ def erasure_view_figure(dataset, generator: CAMClassifier, ordinary: CAMClassifi
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def ranking_table(runs: Sequence[PriorsRun], backbone: str = "ResNeSt-269", reference: str = "CAM") -> pd.DataFrame:
+    """Our ranking beside the paper's (Table 2 TTA mIoU, literature): per method our mean and SD over seeds, the gap
+    to ``reference`` (SD of the gap = sqrt(SD_a² + SD_b²), seeds independent), the paper's value and gap, and
+    ``verdict``: ``agrees`` (same sign, our gap at least 2 SD), ``tie`` (our gap under 2 SD, or one seed only:
+    no SD), ``disagrees`` (opposite sign, at least 2 SD). Methods the paper's Table 2 lacks get no paper columns."""
+    ours = method_table(runs).set_index("method")
+    lit = literature_epoch_table(backbone).set_index("method")["TTA"]
+    if reference not in ours.index:
+        raise KeyError(f"no run of the reference method {reference!r}; methods: {list(ours.index)}")
+    ref_mean, ref_sd = ours.loc[reference, "TTA mIoU (%)"], ours.loc[reference, "SD"]
+    rows = []
+    for method, row in ours.iterrows():
+        gap = row["TTA mIoU (%)"] - ref_mean
+        gap_sd = float(np.hypot(row["SD"], ref_sd))
+        paper = lit.get(method, np.nan)
+        paper_gap = paper - lit.get(reference, np.nan)
+        if method == reference:
+            verdict = "reference"
+        elif np.isnan(gap_sd) or abs(gap) < 2 * gap_sd:
+            verdict = "tie"
+        elif np.isnan(paper_gap):
+            verdict = "no paper value"
+        else:
+            verdict = "agrees" if np.sign(gap) == np.sign(paper_gap) else "disagrees"
+        rows.append({"method": method, "seeds": int(row["seeds"]), "ours (%)": row["TTA mIoU (%)"], "SD": row["SD"],
+                     f"ours - {reference}": gap, "SD of gap": gap_sd, "paper (%)": paper,
+                     f"paper - {reference}": paper_gap, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def ranking_sentences(table: pd.DataFrame, reference: str = "CAM") -> list[str]:
+    """The :func:`ranking_table` in plain words, one sentence per method (whatever the outcome)."""
+    out = []
+    for row in table.to_dict("records"):
+        if row["verdict"] == "reference":
+            continue
+        ours = f"{row[f'ours - {reference}']:+.1f} ± {row['SD of gap']:.1f} points"
+        paper = (f"the paper's {row[f'paper - {reference}']:+.1f}" if not np.isnan(row[f"paper - {reference}"])
+                 else "no paper value")
+        words = {"agrees": "agrees with the paper's direction", "disagrees": "goes against the paper's direction",
+                 "tie": "is a tie (under 2 SD, or a single seed)", "no paper value": "has no paper value to compare"}
+        out.append(f"{row['method']} vs {reference}: ours {ours} against {paper}: {words[row['verdict']]}.")
+    return out

@@ -10,6 +10,7 @@ the same label and seed, so it always points to the latest configuration a noteb
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -38,6 +39,23 @@ __all__ = ["PriorsSettings", "PriorsRun", "method_label", "run_priors", "record_
 METHOD_LABELS = {"cam": "CAM", "puzzle": "P", "occse": "OC-CSE", "poc": "P-OC", "pnoc": "P-NOC", "acr": "ACR", "amn": "AMN",
                  "rib": "RIB"}
 """Display names used in the paper's tables (P = Puzzle-CAM)."""
+
+
+def variant_label(name: str, label_smoothing: float) -> str:
+    """The label of a named variant of a method (``variants`` of notebooks 01-05, e.g. ``"P (alpha 0)"``), with
+    ``+LS`` when it trains with label smoothing, like :func:`method_label`."""
+    if not name or "/" in name:
+        raise ValueError(f"a variant needs a plain, non-empty name, got {name!r}")
+    return f"{name}+LS" if label_smoothing > 0 else name
+
+
+def merged_params(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override``'s fields replaced, nested dicts merged field by field (a variant's
+    ``method_params`` on top of the notebook's)."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merged_params(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
+    return out
 
 
 def method_label(method: str, label_smoothing: float) -> str:
@@ -137,8 +155,8 @@ class PriorsRun:
 
     def pathology(self) -> dict[str, float]:
         """Percentages at the oracle threshold: ``missed``, ``spill`` and ``confused`` (of the ground-truth
-        foreground area), and where the data annotates regions ``part recall``, ``far-body recall`` and
-        ``context FP``; see :mod:`wsss_lib.evaluation.pathology`."""
+        foreground area), and where the data annotates regions ``part recall``, ``far-body recall``,
+        ``context FP`` and its reference ``plain-bg FP``; see :mod:`wsss_lib.evaluation.pathology`."""
         errors = error_breakdown(self.sweep.confusion[self.sweep.best_index].counts)
         out = {"missed (%)": 100 * errors["missed"], "spill (%)": 100 * errors["spill"],
                "confused (%)": 100 * errors["confused"]}
@@ -146,7 +164,8 @@ class PriorsRun:
             regions = region_scores(self.regions)
             out.update({"part recall (%)": 100 * regions["part_recall"],
                         "far-body recall (%)": 100 * regions["far_body_recall"],
-                        "context FP (%)": 100 * regions["context_fp"]})
+                        "context FP (%)": 100 * regions["context_fp"],
+                        "plain-bg FP (%)": 100 * regions["plain_bg_fp"]})
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -158,9 +177,12 @@ class PriorsRun:
 
 def run_priors(ctx: RunContext, settings: PriorsSettings, method: str, *, label_smoothing: float = 0.0,
                seed: int = 0, method_params: Mapping[str, Any] | None = None, notebook: str = "",
-               ordinary: TrainedClassifier | None = None, progress: bool = True) -> PriorsRun:
+               ordinary: TrainedClassifier | None = None, progress: bool = True, variant: str = "") -> PriorsRun:
     """Train ``method`` (resumed or loaded when its stage exists), infer TTA CAMs of the evaluation split,
     sweep the background threshold, and record the run for notebook 06.
+
+    ``variant``: the name of an explanatory variant (e.g. ``"P (alpha 0)"`` with ``method_params`` setting
+    Puzzle's α to 0): recorded under that label instead of the method's (:func:`variant_label`).
 
     ``label_smoothing`` overrides the method config's field of that name; methods trained against the
     ordinary classifier train (or load) it from ``settings.ordinary()`` unless ``ordinary`` is given.
@@ -174,8 +196,8 @@ def run_priors(ctx: RunContext, settings: PriorsSettings, method: str, *, label_
     cams = infer_cams_stage(ctx, trained, settings.eval_split, settings.tta, progress=progress)
     sweep_dir = sweep_stage_dir(ctx, cams, settings.data, settings.eval_split, progress=progress)
     regions = regions_stage_dir(ctx, cams, settings.data, settings.eval_split, sweep_dir, progress=progress)
-    return record_run(ctx, method_label(method, label_smoothing), method, label_smoothing, seed, notebook,
-                      trained.stage, cams, sweep_dir, regions)
+    label = variant_label(variant, label_smoothing) if variant else method_label(method, label_smoothing)
+    return record_run(ctx, label, method, label_smoothing, seed, notebook, trained.stage, cams, sweep_dir, regions)
 
 
 def record_run(ctx: RunContext, label: str, method: str, label_smoothing: float, seed: int, notebook: str,
@@ -187,7 +209,7 @@ def record_run(ctx: RunContext, label: str, method: str, label_smoothing: float,
     record = {"label": label, "method": method, "label_smoothing": float(label_smoothing), "seed": int(seed),
               "notebook": notebook, "classifier": relative(ctx, classifier), "cams": relative(ctx, cams),
               "sweep": relative(ctx, sweep_dir), "regions": relative(ctx, regions_dir) if regions_dir else ""}
-    write_record(ctx, "priors", f"{label.replace('+', '_')}-seed{seed}", record)
+    write_record(ctx, "priors", f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}-seed{seed}", record)
     return _load_record(ctx, record)
 
 

@@ -1,0 +1,39 @@
+"""The study ranking beside the paper's (priors_report.ranking_table / ranking_sentences) on hand-made runs."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from wsss_lib.reporting.priors_report import method_table, ranking_sentences, ranking_table
+
+
+def _run(label, seed, miou):
+    summary = {"method": label, "seed": seed, "TTA mIoU (%)": miou, "best threshold (oracle)": 0.3, "FPR (%)": 1.0,
+               "FNR (%)": 2.0, "missed (%)": 3.0, "spill (%)": 4.0, "confused (%)": 5.0, "images": 10}
+    return SimpleNamespace(label=label, seed=seed, summary=lambda: dict(summary))
+
+
+def test_ranking_verdicts():
+    runs = ([_run("CAM", s, m) for s, m in enumerate([40.0, 41.0, 42.0])]
+            + [_run("P", s, m) for s, m in enumerate([30.0, 31.0, 32.0])]        # far below CAM: paper says above
+            + [_run("P-OC", s, m) for s, m in enumerate([41.0, 42.0, 43.0])]     # +1 with SD of gap 1.41: a tie
+            + [_run("P-NOC+LS", s, m) for s, m in enumerate([50.0, 51.0, 52.0])]  # far above: the paper agrees
+            + [_run("P (alpha 0)", 0, 45.0)])                                      # one seed, no paper value
+    table = ranking_table(runs).set_index("method")
+    assert table.loc["CAM", "verdict"] == "reference"
+    assert table.loc["P", "verdict"] == "disagrees" and table.loc["P", "ours - CAM"] == pytest.approx(-10.0)
+    assert table.loc["P-OC", "verdict"] == "tie" and table.loc["P-OC", "SD of gap"] == pytest.approx(np.sqrt(2))
+    assert table.loc["P-NOC+LS", "verdict"] == "agrees"
+    assert table.loc["P-NOC+LS", "paper - CAM"] == pytest.approx(63.6 - 53.9)
+    assert table.loc["P (alpha 0)", "verdict"] == "tie" and np.isnan(table.loc["P (alpha 0)", "paper (%)"])
+    sentences = ranking_sentences(table.reset_index())
+    assert len(sentences) == 4 and any("goes against" in s and s.startswith("P vs CAM") for s in sentences)
+    with pytest.raises(KeyError, match="reference"):
+        ranking_table([_run("P", 0, 1.0)])
+
+
+def test_method_table_mean_and_sd():
+    table = method_table([_run("CAM", 0, 40.0), _run("CAM", 1, 44.0)]).set_index("method")
+    assert table.loc["CAM", "TTA mIoU (%)"] == pytest.approx(42.0) and table.loc["CAM", "SD"] == pytest.approx(np.sqrt(8))
+    assert table.loc["CAM", "spill (%)"] == pytest.approx(4.0) and table.loc["CAM", "seeds"] == 2
