@@ -14,7 +14,7 @@ DRY_RUN ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup reproduce verify test dry-runs unit nbval bench clean-reports
+.PHONY: setup reproduce verify test dry-runs unit nbval bench clean-reports lab
 
 setup: $(STAMP)
 
@@ -50,6 +50,11 @@ unit: $(STAMP)
 nbval: $(STAMP)
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		--nbval-cell-timeout=1200 -p no:python notebooks -q
+
+# JupyterLab on the project's environment with notebooks/ open (LAB_ARGS, e.g. LAB_ARGS="--port 8899 --no-browser")
+LAB_ARGS ?=
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir notebooks $(LAB_ARGS)
 
 clean-reports:
 	rm -rf reports/$(PROFILE)/notebooks reports/$(PROFILE)/tables reports/$(PROFILE)/figures reports/$(PROFILE)/manifest.json
