@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
-#   make reproduce [PROFILE=smoke|paper-voc|paper-coco] [DATA=/path/to/dataset] [ONLY="00 01"] [FORCE=1] [VERIFY=1] [DRY_RUN=1]
+#   make reproduce [PROFILE=smoke|study|study-stress|paper-voc|paper-coco] [DATA=/path/to/dataset] [ONLY="00 01"] [FORCE=1]
+#                  [VERIFY=1] [DRY_RUN=1] [SET="seeds=[0] epochs=3"]
 #   make test
 # Both create the virtual environment .venv (if missing) and install requirements.txt into it.
 
@@ -11,10 +12,11 @@ ONLY ?=
 FORCE ?=
 VERIFY ?=
 DRY_RUN ?=
+SET ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup reproduce verify test dry-runs unit nbval bench clean-reports lab
+.PHONY: setup reproduce verify test dry-runs unit nbval bench clean-reports lab lint
 
 setup: $(STAMP)
 
@@ -26,14 +28,15 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 reproduce: $(STAMP)
-	$(PY) -m wsss_lib.reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(VERIFY),--verify) $(if $(DRY_RUN),--dry-run)
+	$(PY) -m wsss_lib.reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(VERIFY),--verify) $(if $(DRY_RUN),--dry-run) $(foreach s,$(SET),--set '$(s)')
 
 # Check every finished stage of a work directory against its DONE.json (sizes and SHA-256), e.g. make verify PROFILE=smoke
 verify: $(STAMP)
 	$(PY) -m wsss_lib.verify --profile $(PROFILE)
 
-# Unit tests, then every notebook through nbval with its default (smoke) parameters.
+# ruff (rules in pyproject.toml), unit tests, then every notebook through nbval with its default (smoke) parameters.
 test: $(STAMP)
+	$(VENV)/bin/ruff check wsss_lib tests notebooks
 	$(PY) -m pytest tests -q --durations=10
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		--nbval-cell-timeout=1200 -p no:python notebooks -q
@@ -43,6 +46,9 @@ test: $(STAMP)
 dry-runs: $(STAMP)
 	$(PY) -m wsss_lib.reproduce --profile paper-voc --dry-run --force
 	$(PY) -m wsss_lib.reproduce --profile paper-coco --dry-run --force
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check wsss_lib tests notebooks
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -q

@@ -7,8 +7,15 @@ import math
 import pytest
 import torch
 
-from wsss_lib.methods.c2am import (C2AMConfig, border_is_background, c2am_loss, hint_loss, negative_loss,
-                                   positive_loss, rank_weights)
+from wsss_lib.methods.c2am import (
+    C2AMConfig,
+    border_is_background,
+    c2am_loss,
+    hint_loss,
+    negative_loss,
+    positive_loss,
+    rank_weights,
+)
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.models.c2am import Disentangler, create_c2am_network
 

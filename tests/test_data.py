@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import write_tiny_coco, write_voc_tree
 from PIL import Image
 
-from conftest import write_tiny_coco, write_voc_tree
 from wsss_lib.data import COCOSegmentation, DatasetConfig, DatasetError, VOCSegmentation, open_dataset
 from wsss_lib.data.transforms import AugmentConfig, build_eval_transform, build_train_transform
 from wsss_lib.data.voc import VOC_CLASSES, VOC_PAPER_GROUPS

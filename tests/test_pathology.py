@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from wsss_lib.evaluation.confusion import ConfusionMatrix
-from wsss_lib.evaluation.pathology import (REGIONS, error_breakdown, group_error_breakdown, region_counts,
-                                           region_scores)
+from wsss_lib.evaluation.pathology import REGIONS, error_breakdown, group_error_breakdown, region_counts, region_scores
 
 
 def _counts(pred, gt, num_classes=3):

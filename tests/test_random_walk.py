@@ -5,9 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wsss_lib.refinement.random_walk import (affinity_weights, dense_random_walk, dense_transition, disc_offsets,
-                                             edge_affinity, feature_affinity, propagate_to_edge, random_walk,
-                                             segment_offsets, transition_bytes, transition_matrix)
+from wsss_lib.refinement.random_walk import (
+    affinity_weights,
+    dense_random_walk,
+    dense_transition,
+    disc_offsets,
+    edge_affinity,
+    feature_affinity,
+    propagate_to_edge,
+    random_walk,
+    segment_offsets,
+    transition_bytes,
+    transition_matrix,
+)
 
 
 def test_offsets_and_segments():

@@ -11,8 +11,13 @@ import torch
 from PIL import Image
 
 from wsss_lib.inference.cam_io import CamRecord
-from wsss_lib.refinement.affinity_labels import (AffinityLabelConfig, affinity_labels, coarse_affinity_labels,
-                                                 conventional_affinity_labels, saliency_affinity_labels)
+from wsss_lib.refinement.affinity_labels import (
+    AffinityLabelConfig,
+    affinity_labels,
+    coarse_affinity_labels,
+    conventional_affinity_labels,
+    saliency_affinity_labels,
+)
 
 
 def _record(hr_cam: np.ndarray, keys) -> CamRecord:
@@ -203,6 +208,7 @@ def test_for_each_missing_resumes_and_runs_in_processes(tmp_path):
 @pytest.fixture(scope="module")
 def refinement_ctx(tmp_path_factory, tiny_synthetic):
     from conftest import tiny_run_settings
+
     from wsss_lib.reporting.context import RunContext
     from wsss_lib.stages.priors import run_priors
     from wsss_lib.stages.refinement import RefinementSettings

@@ -129,3 +129,20 @@ def test_study_stress_extends_study():
                                        "04_p_oc", "05_p_noc", "06_priors_comparison", "11_methods_class_groups"}
     for stem in ("01_cam_baseline", "02_puzzle_cam", "03_oc_cse", "04_p_oc", "05_p_noc", "11_methods_class_groups"):
         assert len(study["notebooks"][stem]["seeds"]) >= 3  # issue 15: at least 3 seeds for every row
+
+
+def test_set_overrides_the_notebooks_that_declare_the_parameter(notebooks):
+    import argparse
+
+    from wsss_lib.reproduce import apply_overrides, parse_override
+
+    assert parse_override("seeds=[0]") == ("seeds", [0]) and parse_override("amp=bf16") == ("amp", "bf16")
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_override("no value")
+    found = discover_notebooks(notebooks)
+    profile = {"common": {"profile": "t"}, "notebooks": {"00_first": {"value": 1}, "01_second": {}}}
+    out = apply_overrides(profile, found, {"value": 5})
+    assert out["notebooks"]["00_first"] == {"value": 5} and "value" not in out["notebooks"]["01_second"]
+    assert profile["notebooks"]["00_first"] == {"value": 1}  # the loaded profile is not changed in place
+    with pytest.raises(SystemExit, match="valeu"):
+        apply_overrides(profile, found, {"valeu": 5})

@@ -173,6 +173,7 @@ def test_adam_option_with_constant_rate():
 @pytest.fixture(scope="module")
 def saliency_ctx(tmp_path_factory, tiny_synthetic):
     from conftest import tiny_run_settings
+
     from wsss_lib.reporting.context import RunContext
     from wsss_lib.stages.priors import run_priors
 

@@ -15,8 +15,14 @@ from PIL import Image
 from torch import nn
 
 from wsss_lib.data.palette import to_palette_image
-from wsss_lib.inference.segmentation import (VOC_TEST_FOLDER, SegInferenceConfig, export_voc_test,
-                                             infer_segmentation, raw_dir, segmentation_probabilities)
+from wsss_lib.inference.segmentation import (
+    VOC_TEST_FOLDER,
+    SegInferenceConfig,
+    export_voc_test,
+    infer_segmentation,
+    raw_dir,
+    segmentation_probabilities,
+)
 from wsss_lib.io import atomic_save_image
 from wsss_lib.methods.segmentation import SegmentationLossConfig, SegmentationMethod, segmentation_loss
 from wsss_lib.models.backbone import BackboneConfig

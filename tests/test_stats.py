@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from wsss_lib.data import VOCSegmentation
-from wsss_lib.data.stats import (class_statistics, collect_label_statistics, group_statistics,
-                                 property_correlations, tertile_groups)
+from wsss_lib.data.stats import (
+    class_statistics,
+    collect_label_statistics,
+    group_statistics,
+    property_correlations,
+    tertile_groups,
+)
 from wsss_lib.reporting.figures import cooccurrence_matrix
 
 

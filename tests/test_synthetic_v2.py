@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsss_lib.data.synthetic import (CONTEXT_TEXTURES, REGION_CODES, SyntheticConfig, generate, plan_scene,
-                                     render_regions, render_sample)
+from wsss_lib.data.synthetic import (
+    CONTEXT_TEXTURES,
+    REGION_CODES,
+    SyntheticConfig,
+    generate,
+    plan_scene,
+    render_regions,
+    render_sample,
+)
 from wsss_lib.evaluation.pathology import REGIONS
 
 V1_96PX_FIRST4 = "e3455b40790276cdb879de2597ddc0e96a6b1144217c92e581355711b687a3d4"

@@ -10,7 +10,15 @@ from torch import nn
 
 from wsss_lib.methods.base import Method
 from wsss_lib.models.cam import CAMOutput
-from wsss_lib.train import OptimConfig, TrainConfig, build_optimizer, fit, linear_schedule, poly_lr_factor, smooth_multilabel
+from wsss_lib.train import (
+    OptimConfig,
+    TrainConfig,
+    build_optimizer,
+    fit,
+    linear_schedule,
+    poly_lr_factor,
+    smooth_multilabel,
+)
 
 
 def test_linear_schedule_matches_official_formula():

@@ -128,12 +128,46 @@ def _fingerprint(notebook: Path, params: dict[str, Any]) -> str:
     return hashlib.sha256(payload).hexdigest()[:16]
 
 
+def apply_overrides(profile: dict[str, Any], notebooks: list[Path], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``profile`` with ``overrides`` (``--set NAME=VALUE``) given to every notebook of ``notebooks`` that declares
+    ``NAME``; a name that none of them declares is an error (a typo would otherwise change nothing)."""
+    import papermill as pm
+
+    if not overrides:
+        return profile
+    out = {**profile, "notebooks": {stem: dict(block) for stem, block in profile["notebooks"].items()}}
+    used: set[str] = set()
+    for nb in notebooks:
+        declared = set(pm.inspect_notebook(str(nb)))
+        for name, value in overrides.items():
+            if name in declared:
+                out["notebooks"].setdefault(nb.stem, {})[name] = value
+                used.add(name)
+    unused = sorted(set(overrides) - used)
+    if unused:
+        raise SystemExit(f"--set {unused}: no notebook of this run declares such a parameter")
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` with ``VALUE`` read as YAML (``seeds=[0]``, ``epochs=3``, ``amp=bf16``)."""
+    import yaml
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (a notebook parameter), got {text!r}")
+    return name, yaml.safe_load(value)
+
+
 def run_profile(profile_name: str, only: list[str] | None = None, force: bool = False, data_root: str | None = None,
-                timeout: int | None = None, dry_run: bool = False) -> int:
+                timeout: int | None = None, dry_run: bool = False, overrides: dict[str, Any] | None = None) -> int:
     """Run the repository's notebooks with a named profile; returns the exit status. ``dry_run``: see
     :mod:`wsss_lib.dry_run` (profile ``<name>-dry``, capped parameters, generated fixtures without ``data_root``)."""
     profile = load_profile(profile_name)
     notebooks = profile_notebooks(profile, profile_name, discover_notebooks(repo_root() / "notebooks", only), only)
+    profile = apply_overrides(profile, notebooks, dict(overrides or {}))
+    if overrides:
+        profile["overrides"] = dict(overrides)
     if dry_run:
         dry_name = dry_run_profile_name(profile_name)
         if not data_root:
@@ -169,6 +203,7 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
         "profile": profile_name, "description": profile.get("description", ""), **_git_commit(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": _versions(), "platform": platform.platform(),
         "notebooks": dict(previous), "dry_run": dry_run, "data_root": data_root,
+        "overrides": profile.get("overrides", {}),
     }
     if dry_run:
         manifest["dry_run_caps"] = caps
@@ -227,11 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify", action="store_true",
                         help="check every finished stage a notebook uses against the SHA-256 hashes its DONE.json "
                              "recorded, not only the sizes (sets WSSS_VERIFY=1 for the notebooks)")
+    parser.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[], metavar="NAME=VALUE",
+                        help="override a parameter in every notebook of the run that declares it (value read as "
+                             "YAML, e.g. --set 'seeds=[0]'); recorded in the manifest")
     args = parser.parse_args(argv)
     if args.verify:
         os.environ["WSSS_VERIFY"] = "1"  # the papermill kernels inherit it
     return run_profile(args.profile, only=args.only, force=args.force, data_root=args.data, timeout=args.timeout,
-                       dry_run=args.dry_run)
+                       dry_run=args.dry_run, overrides=dict(args.overrides))
 
 
 if __name__ == "__main__":

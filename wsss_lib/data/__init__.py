@@ -4,8 +4,15 @@ read into the same ``SegmentationDataset`` interface), plus transforms and class
 from wsss_lib.data.base import SegmentationDataset
 from wsss_lib.data.coco import COCOSegmentation
 from wsss_lib.data.errors import DatasetError
-from wsss_lib.data.registry import (SYNTHETIC_PRESETS, DatasetConfig, class_groups, dataset_family, dataset_root,
-                                    open_dataset, synthetic_config)
+from wsss_lib.data.registry import (
+                                    SYNTHETIC_PRESETS,
+                                    DatasetConfig,
+                                    class_groups,
+                                    dataset_family,
+                                    dataset_root,
+                                    open_dataset,
+                                    synthetic_config,
+)
 from wsss_lib.data.voc import VOC_CLASSES, VOC_PAPER_GROUPS, VOCSegmentation
 
 __all__ = [

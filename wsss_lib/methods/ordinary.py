@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from wsss_lib.methods.erasing import class_maps, remove_classes, sample_classes, soft_erasure_mask
 from wsss_lib.methods.base import Method, StepInfo
+from wsss_lib.methods.erasing import class_maps, remove_classes, sample_classes, soft_erasure_mask
 from wsss_lib.models.backbone import BackboneConfig, param_groups
 from wsss_lib.models.cam import CAMClassifier, CAMOutput, create_cam_classifier
 from wsss_lib.models.norm import freeze_batch_norm

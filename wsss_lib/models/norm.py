@@ -16,8 +16,8 @@ layer can update its statistics. This function only adds an input check and a po
 
 from __future__ import annotations
 
-from torch import nn
 from timm.layers import freeze_batch_norm_2d
+from torch import nn
 
 __all__ = ["freeze_batch_norm", "has_trainable_batch_norm"]
 

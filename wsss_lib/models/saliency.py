@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from wsss_lib.models.backbone import Backbone, BackboneConfig, create_backbone
 

@@ -13,8 +13,14 @@ import numpy as np
 import pandas as pd
 
 from wsss_lib.data import DatasetConfig, SegmentationDataset, class_groups, open_dataset
-from wsss_lib.data.stats import (LabelStatistics, class_statistics, collect_label_statistics, group_statistics,
-                                 property_correlations, tertile_groups)
+from wsss_lib.data.stats import (
+    LabelStatistics,
+    class_statistics,
+    collect_label_statistics,
+    group_statistics,
+    property_correlations,
+    tertile_groups,
+)
 from wsss_lib.io import atomic_save_npz
 from wsss_lib.reporting.context import RunContext
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from wsss_lib.artifacts import StageDir
 from wsss_lib.config import from_dict, to_dict
@@ -20,15 +19,15 @@ from wsss_lib.data.transforms import AugmentConfig, build_train_transform
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.evaluation.sweep import DEFAULT_THRESHOLDS, SweepResult, threshold_sweep
 from wsss_lib.inference.tta import TTAConfig, infer_cams
-from wsss_lib.io import atomic_path, atomic_save_npz
+from wsss_lib.io import atomic_save_npz
 from wsss_lib.methods.base import Method
 from wsss_lib.methods.registry import build_method, method_config
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.refinement.crf import label_crf_fn
 from wsss_lib.reporting.context import RunContext
-from wsss_lib.train.optim import OptimConfig
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.records import weights_key
+from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
 
 __all__ = ["ClassifierStageConfig", "TrainedClassifier", "ORDINARY_METHODS", "with_ordinary", "train_classifier",

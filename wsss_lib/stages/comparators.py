@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import pandas as pd
-import torch
 
 from wsss_lib.artifacts import StageDir
 from wsss_lib.data import DatasetConfig, open_dataset
@@ -27,15 +26,19 @@ from wsss_lib.data.transforms import AugmentConfig, build_train_transform
 from wsss_lib.inference.amn import infer_amn_cams
 from wsss_lib.inference.rib import infer_rib_cams
 from wsss_lib.inference.tta import TTAConfig
-from wsss_lib.io import atomic_path
 from wsss_lib.methods.amn import AMNLossConfig, AMNMethod
 from wsss_lib.methods.rib import RIBConfig
 from wsss_lib.models.amn import AMNNetConfig, create_amn_network
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.refinement.affinity_labels import AffinityLabelConfig
 from wsss_lib.reporting.context import RunContext
-from wsss_lib.stages.classifier import (TrainedClassifier, infer_cams_stage, load_classifier_stage, regions_stage_dir,
-                                        sweep_stage_dir)
+from wsss_lib.stages.classifier import (
+    TrainedClassifier,
+    infer_cams_stage,
+    load_classifier_stage,
+    regions_stage_dir,
+    sweep_stage_dir,
+)
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.priors import PriorsRun, PriorsSettings, find_priors_run, record_run
 from wsss_lib.stages.records import settings_from_namespace, weights_key

@@ -20,16 +20,24 @@ import pandas as pd
 from wsss_lib.artifacts import StageDir
 from wsss_lib.data import DatasetConfig
 from wsss_lib.data.transforms import AugmentConfig
-from wsss_lib.evaluation.quick import QuickEvalConfig
 from wsss_lib.evaluation.pathology import error_breakdown, region_scores
+from wsss_lib.evaluation.quick import QuickEvalConfig
 from wsss_lib.evaluation.sweep import SweepResult
 from wsss_lib.inference.tta import TTAConfig
 from wsss_lib.methods.registry import method_config
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.reporting.context import RunContext
+from wsss_lib.stages.classifier import (
+    ClassifierStageConfig,
+    TrainedClassifier,
+    infer_cams_stage,
+    load_sweep,
+    regions_stage_dir,
+    sweep_stage_dir,
+    train_classifier,
+    with_ordinary,
+)
 from wsss_lib.stages.records import read_records, relative, settings_from_namespace, stage_from_record, write_record
-from wsss_lib.stages.classifier import (ClassifierStageConfig, TrainedClassifier, infer_cams_stage, load_sweep,
-                                        regions_stage_dir, sweep_stage_dir, train_classifier, with_ordinary)
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
-import torch
 
 from wsss_lib.artifacts import StageDir
 from wsss_lib.data import DatasetConfig, open_dataset
@@ -27,7 +26,6 @@ from wsss_lib.data.transforms import AugmentConfig, build_train_transform
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.evaluation.sweep import SweepResult
 from wsss_lib.inference.affinity import RandomWalkConfig, infer_random_walk
-from wsss_lib.io import atomic_path
 from wsss_lib.methods.affinity import AffinityLossConfig, AffinityMethod
 from wsss_lib.models.affinity import AffinityNetConfig, create_affinity_network
 from wsss_lib.models.backbone import BackboneConfig
@@ -35,13 +33,20 @@ from wsss_lib.refinement.affinity_labels import AffinityLabelConfig, load_affini
 from wsss_lib.refinement.pseudo_masks import make_pseudo_masks, score_masks
 from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import load_sweep, sweep_stage_dir
-from wsss_lib.stages.priors import find_priors_run
-from wsss_lib.stages.records import (read_records, relative, settings_from_namespace, slug, stage_from_record,
-                                     weights_key, write_record)
-from wsss_lib.stages.scores import cached_confusion
-from wsss_lib.stages.saliency import SaliencyRun, hint_cams_stage, infer_saliency_stage, load_saliency_runs
-from wsss_lib.train.optim import OptimConfig
 from wsss_lib.stages.inference import inference_stage
+from wsss_lib.stages.priors import find_priors_run
+from wsss_lib.stages.records import (
+    read_records,
+    relative,
+    settings_from_namespace,
+    slug,
+    stage_from_record,
+    weights_key,
+    write_record,
+)
+from wsss_lib.stages.saliency import SaliencyRun, hint_cams_stage, infer_saliency_stage, load_saliency_runs
+from wsss_lib.stages.scores import cached_confusion
+from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
 
 __all__ = ["AffinityStageConfig", "TrainedAffinity", "affinity_labels_stage", "train_affinity", "random_walk_stage",

@@ -14,7 +14,6 @@ per image, and writes atomically. ``run_saliency`` chains them for one hint sour
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping
 
@@ -31,7 +30,7 @@ from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.evaluation.saliency import score_saliency
 from wsss_lib.inference.saliency import SaliencyTTAConfig, infer_saliency
 from wsss_lib.inference.tta import TTAConfig
-from wsss_lib.io import atomic_path, atomic_write_json
+from wsss_lib.io import atomic_write_json
 from wsss_lib.methods.base import Method
 from wsss_lib.methods.c2am import C2AMConfig, C2AMMethod, border_mean
 from wsss_lib.methods.saliency_detector import SaliencyDetectorMethod
@@ -41,12 +40,19 @@ from wsss_lib.models.saliency import DetectorConfig, create_saliency_detector
 from wsss_lib.refinement.saliency import make_pseudo_saliency
 from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import infer_cams_stage, load_classifier_stage
-from wsss_lib.stages.priors import PriorsRun, load_priors_runs
-from wsss_lib.stages.scores import cached_confusion
-from wsss_lib.stages.records import (read_records, relative, settings_from_namespace, slug, stage_from_record,
-                                     weights_key, write_record)
-from wsss_lib.train.optim import OptimConfig
 from wsss_lib.stages.inference import inference_stage
+from wsss_lib.stages.priors import PriorsRun, load_priors_runs
+from wsss_lib.stages.records import (
+    read_records,
+    relative,
+    settings_from_namespace,
+    slug,
+    stage_from_record,
+    weights_key,
+    write_record,
+)
+from wsss_lib.stages.scores import cached_confusion
+from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
 
 __all__ = ["C2AMStageConfig", "DetectorStageConfig", "TrainedSaliency", "train_c2am", "train_detector",

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
-import torch
 
 from wsss_lib.artifacts import StageDir
 from wsss_lib.data import DatasetConfig, open_dataset
@@ -25,15 +24,21 @@ from wsss_lib.data.saliency import PseudoMaskDataset
 from wsss_lib.data.transforms import AugmentConfig, build_train_transform
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.inference.segmentation import SegInferenceConfig, export_voc_test, infer_segmentation, raw_dir
-from wsss_lib.io import atomic_path
 from wsss_lib.methods.segmentation import SegmentationLossConfig, SegmentationMethod
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.models.deeplab import DeepLabConfig, create_deeplab, head_label
 from wsss_lib.refinement.pseudo_masks import MASK_FOLDER, score_masks
 from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.inference import inference_stage
-from wsss_lib.stages.records import (read_records, relative, settings_from_namespace, slug, stage_from_record,
-                                     weights_key, write_record)
+from wsss_lib.stages.records import (
+    read_records,
+    relative,
+    settings_from_namespace,
+    slug,
+    stage_from_record,
+    weights_key,
+    write_record,
+)
 from wsss_lib.stages.refinement import load_refinement_runs, mask_score_stage
 from wsss_lib.stages.scores import cached_confusion
 from wsss_lib.train.optim import OptimConfig
