@@ -107,7 +107,10 @@ def _git_commit() -> dict[str, Any]:
     root = repo_root()
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout.strip())
+        # "dirty" = the code differs from the commit; generated reports (reports/study/ is a tracked snapshot
+        # folder that the run itself writes) do not count
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", ".", ":(exclude)reports"], cwd=root,
+                                    capture_output=True, text=True).stdout.strip())
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}
