@@ -74,11 +74,14 @@ __all__ = [
     "ensure_synthetic",
     "render_regions",
     "REGION_CODES",
+    "REGION_DIR",
 ]
 
 REGION_CODES = {"plain_background": 0, "context_background": 1, "part": 2, "near_body": 3, "far_body": 4}
-"""Codes of ``SegmentationRegion/<id>.png`` (``emit_regions``; 255 = void, as in the class mask); the same table as
-``wsss_lib.evaluation.pathology.REGIONS``."""
+"""Codes of ``<REGION_DIR>/<id>.png`` (``emit_regions``; 255 = void, as in the class mask), read by
+``wsss_lib.evaluation.pathology``."""
+REGION_DIR = "SegmentationRegion"
+"""The folder of the region annotation, beside ``SegmentationClass`` in ``VOC2012/``."""
 
 GENERATOR_VERSION = "wsss_lib.data.synthetic 2.0.0"
 """2.0.0 added the v2 knobs (``body_class_tint``, ``emit_regions``, ``far_body_distance``); their defaults render
@@ -875,7 +878,7 @@ def _encode_chunk(cfg: SyntheticConfig, items: list[tuple[int, str, bool]]) -> l
         if regions is not None:
             buf = io.BytesIO()
             Image.fromarray(regions, mode="L").save(buf, format="PNG")
-            files.append((f"SegmentationRegion/{image_id}.png", buf.getvalue()))
+            files.append((f"{REGION_DIR}/{image_id}.png", buf.getvalue()))
     return files
 
 
@@ -910,7 +913,7 @@ def generate(
     tmp = Path(tempfile.mkdtemp(prefix=".VOC2012.tmp-", dir=out_dir))
     try:
         subs = ["JPEGImages", "SegmentationClassAug", "SegmentationClass", "Annotations", "ImageSets/Segmentation"]
-        for sub in subs + (["SegmentationRegion"] if cfg.emit_regions else []):
+        for sub in subs + ([REGION_DIR] if cfg.emit_regions else []):
             (tmp / sub).mkdir(parents=True)
         splits = split_ids(cfg)
         seg_class = set(splits["train"]) | set(splits["val"])

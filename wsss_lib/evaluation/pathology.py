@@ -31,14 +31,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from wsss_lib.data.synthetic import REGION_CODES, REGION_DIR
+
 __all__ = ["REGIONS", "REGION_DIR", "error_breakdown", "group_error_breakdown", "region_counts", "region_scores",
            "load_region_map", "cam_region_counts", "label_prior_loss"]
 
-REGIONS: dict[str, int] = {"plain_background": 0, "context_background": 1, "part": 2, "near_body": 3,
-                           "far_body": 4}
-"""Region codes of the ``SegmentationRegion`` annotation (255: void, as in the class masks)."""
-REGION_DIR = "SegmentationRegion"
-_OUTCOMES = ("own_class", "other_class", "background")
+REGIONS: dict[str, int] = REGION_CODES
+"""Region codes of the ``SegmentationRegion`` annotation (255: void, as in the class masks), as the synthetic
+benchmark's generator writes them."""
 
 
 def _table(counts: np.ndarray) -> np.ndarray:
