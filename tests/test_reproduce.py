@@ -146,3 +146,14 @@ def test_set_overrides_the_notebooks_that_declare_the_parameter(notebooks):
     assert profile["notebooks"]["00_first"] == {"value": 1}  # the loaded profile is not changed in place
     with pytest.raises(SystemExit, match="valeu"):
         apply_overrides(profile, found, {"valeu": 5})
+
+
+def test_benchmark_check_reads_the_study_recipe_as_notebook_01_would():
+    from wsss_lib.benchmark_check import notebook_namespace
+    from wsss_lib.stages.priors import PriorsSettings
+
+    study = notebook_namespace("study", "01_cam_baseline")
+    assert (study["dataset"], study["epochs"], study["crop_size"]) == ("synthetic-v2", 6, 160)
+    assert study["device"] == "auto"  # not in the profile: the notebook's default
+    assert notebook_namespace("study-stress", "01_cam_baseline")["dataset"] == "synthetic-v2-stress"
+    assert PriorsSettings.from_namespace(study).tta_scales == (0.5, 1.0, 1.5, 2.0)

@@ -35,6 +35,7 @@ from wsss_lib.evaluation.pathology import group_error_breakdown, label_prior_los
 from wsss_lib.paths import repo_root
 from wsss_lib.reporting.cam_report import trivial_baselines
 from wsss_lib.reporting.context import RunContext
+from wsss_lib.reproduce import notebook_parameters
 from wsss_lib.stages.priors import PriorsRun, PriorsSettings, run_priors
 
 __all__ = ["CLEAN_PROFILE", "STRESS_PROFILE", "notebook_namespace", "criteria_table", "main"]
@@ -48,11 +49,9 @@ def notebook_namespace(profile_name: str, stem: str) -> dict:
     ``parameters`` cell's defaults overlaid with the profile's ``common`` and notebook blocks."""
     import papermill as pm
 
-    declared = pm.inspect_notebook(str(repo_root() / "notebooks" / f"{stem}.ipynb"))
-    namespace = {name: ast.literal_eval(info["default"]) for name, info in declared.items()}
-    profile = load_profile(profile_name)
-    namespace.update(profile["common"])
-    namespace.update(profile["notebooks"].get(stem, {}))
+    notebook = repo_root() / "notebooks" / f"{stem}.ipynb"
+    namespace = {name: ast.literal_eval(info["default"]) for name, info in pm.inspect_notebook(str(notebook)).items()}
+    namespace.update(notebook_parameters(load_profile(profile_name), notebook, None))
     return namespace
 
 
