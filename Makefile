@@ -34,9 +34,11 @@ reproduce: $(STAMP)
 verify: $(STAMP)
 	$(PY) -m wsss_lib.verify --profile $(PROFILE)
 
-# ruff (rules in pyproject.toml), unit tests, then every notebook through nbval with its default (smoke) parameters.
+# ruff and the layer contract (both in pyproject.toml), unit tests, then every notebook through nbval with its default
+# (smoke) parameters.
 test: $(STAMP)
 	$(VENV)/bin/ruff check wsss_lib tests notebooks
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest tests -q --durations=10
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		--nbval-cell-timeout=1200 -p no:python notebooks -q
@@ -49,6 +51,7 @@ dry-runs: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check wsss_lib tests notebooks
+	$(VENV)/bin/lint-imports
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -q

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wsss_lib.data.palette import to_palette_image
+from wsss_lib.formats.masks import to_palette_image
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 

@@ -348,8 +348,8 @@ def test_comparator_runs_record_reload_resume_and_join_the_priors_runs(tmp_path,
     split as the CAM run it starts from; a second call recomputes nothing; a missing source run is named."""
     import json
 
-    from wsss_lib.reporting.context import RunContext
     from wsss_lib.stages.comparators import ComparatorSettings, run_comparators
+    from wsss_lib.stages.context import RunContext
     from wsss_lib.stages.priors import PriorsSettings, load_priors_runs, run_priors
 
     ctx = RunContext.create("unit", str(tmp_path / "work"), str(tmp_path / "reports"))

@@ -1,4 +1,4 @@
-"""Tests for wsss_lib.refinement.crf: presets, equality with direct pydensecrf calls, validation, effect."""
+"""Tests for wsss_lib.ops.crf: presets, equality with direct pydensecrf calls, validation, effect."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 dcrf = pytest.importorskip("pydensecrf.densecrf")
 from pydensecrf.utils import unary_from_labels, unary_from_softmax  # noqa: E402
 
-from wsss_lib.refinement.crf import (  # noqa: E402
+from wsss_lib.ops.crf import (  # noqa: E402
     CRF_PRESETS,
     CrfParams,
     crf_labels,

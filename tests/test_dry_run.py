@@ -12,7 +12,7 @@ from wsss_lib.config import load_profile
 from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.data.fixtures import ABSENT_FROM_TRAIN, COCO_CATEGORIES, write_coco_fixture, write_voc_fixture
 from wsss_lib.dry_run import CAPS, dry_run_parameters, dry_run_profile_name
-from wsss_lib.reporting.context import DRY_RUN_NOTE, RunContext
+from wsss_lib.stages.context import DRY_RUN_NOTE, RunContext
 
 
 def test_voc_fixture_has_what_the_real_tree_has(tmp_path):
@@ -107,7 +107,7 @@ def test_dry_run_tables_and_figures_say_so(tmp_path):
 
 def test_a_synthetic_profile_needs_no_fixture(tmp_path):
     """str(Path("")) is ".", which the runner once passed on as every notebook's data_root."""
-    from wsss_lib.dry_run import dry_run_data
+    from wsss_lib.data.fixtures import dry_run_data
 
     assert dry_run_data("smoke", "synthetic", tmp_path) is None and not (tmp_path / "fixtures").exists()
 
@@ -115,7 +115,7 @@ def test_a_synthetic_profile_needs_no_fixture(tmp_path):
 def test_smoke_is_a_wiring_check_and_says_so(tmp_path):
     import pandas as pd
 
-    from wsss_lib.reporting.context import SMOKE_NOTE
+    from wsss_lib.stages.context import SMOKE_NOTE
 
     smoke = RunContext.create("smoke", str(tmp_path / "w"), str(tmp_path / "r"))
     assert smoke.wiring_check and not smoke.dry_run and smoke.note == SMOKE_NOTE

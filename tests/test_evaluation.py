@@ -16,7 +16,7 @@ from wsss_lib.evaluation import (
     sweep_counts,
     threshold_sweep,
 )
-from wsss_lib.inference.cam_io import CamRecord, cam_path, save_cam
+from wsss_lib.formats.cam_io import CamRecord, cam_path, save_cam
 
 
 # ------------------------------------------------------------------------------ confusion matrix

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from wsss_lib.inference.cam_io import cam_path, load_cam, save_cam
+from wsss_lib.formats.cam_io import cam_path, load_cam, save_cam
 from wsss_lib.inference.tta import TTAConfig, infer_cams, tta_cams
 from wsss_lib.models.cam import CAMOutput
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import load_classifier, train_classifier, with_ordinary
+from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.priors import PriorsSettings, load_priors_runs, method_label, run_priors, runs_table
 
 

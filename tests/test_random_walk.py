@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wsss_lib.refinement.random_walk import (
+from wsss_lib.ops.random_walk import (
     affinity_weights,
     dense_random_walk,
     dense_transition,

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from wsss_lib.inference.cam_io import CamRecord
+from wsss_lib.formats.cam_io import CamRecord
 from wsss_lib.refinement.affinity_labels import (
     AffinityLabelConfig,
     affinity_labels,
@@ -81,7 +81,7 @@ def test_label_crf_cleans_a_noisy_label_map():
 
 def test_pair_offsets_cover_each_unordered_pair_once():
     from wsss_lib.methods.affinity import pair_offsets
-    from wsss_lib.refinement.random_walk import disc_offsets
+    from wsss_lib.ops.random_walk import disc_offsets
 
     offsets = pair_offsets(10)
     assert all(0 < y * y + x * x < 100 for y, x in offsets)
@@ -151,7 +151,8 @@ def test_affinity_network_shapes_frozen_backbone_and_training_step(head):
 
 
 def test_pseudo_mask_rule_palette_png_and_errors(tmp_path):
-    from wsss_lib.refinement.pseudo_masks import load_mask, mask_path, pseudo_mask
+    from wsss_lib.formats.masks import load_mask, mask_path
+    from wsss_lib.refinement.pseudo_masks import pseudo_mask
 
     hr = np.zeros((2, 5, 6), np.float32)
     hr[0, :, :2], hr[1, :, 4:] = 0.9, 0.5
@@ -161,7 +162,7 @@ def test_pseudo_mask_rule_palette_png_and_errors(tmp_path):
     assert (mask[:, :2] == 4).all() and (mask[:, 2:4] == 0).all() and (mask[:, 4:] == 7).all()
     assert (pseudo_mask(image, record, bg_threshold=0.6, crf="")[:, 4:] == 0).all()
     assert (pseudo_mask(image, _record(np.zeros((0, 5, 6)), []), 0.3) == 0).all()
-    from wsss_lib.data.palette import to_palette_image
+    from wsss_lib.formats.masks import to_palette_image
 
     path = mask_path(tmp_path, "a")
     path.parent.mkdir(parents=True)
@@ -209,7 +210,7 @@ def test_for_each_missing_resumes_and_runs_in_processes(tmp_path):
 def refinement_ctx(tmp_path_factory, tiny_synthetic):
     from conftest import tiny_run_settings
 
-    from wsss_lib.reporting.context import RunContext
+    from wsss_lib.stages.context import RunContext
     from wsss_lib.stages.priors import run_priors
     from wsss_lib.stages.refinement import RefinementSettings
     from wsss_lib.stages.saliency import run_saliency
@@ -263,8 +264,8 @@ def test_missing_runs_are_named(refinement_ctx):
 
 def test_affinity_label_dataset_names_missing_and_stray_labels(tmp_path, tiny_synthetic):
     from wsss_lib.data import DatasetConfig, open_dataset
-    from wsss_lib.data.errors import DatasetError
     from wsss_lib.data.saliency import AffinityLabelsDataset
+    from wsss_lib.formats.errors import DatasetError
 
     base = open_dataset(DatasetConfig(data_root=str(tiny_synthetic)), "val", work_dir=tmp_path)
     with pytest.raises(DatasetError, match="no affinity label map for 4 image"):

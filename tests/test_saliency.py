@@ -10,12 +10,13 @@ from PIL import Image
 
 from wsss_lib.data.transforms import AugmentConfig, build_train_transform
 from wsss_lib.evaluation.saliency import constant_saliency_floors, gt_prior_labels, labels_with_saliency, score_saliency
-from wsss_lib.inference.cam_io import CamRecord
-from wsss_lib.inference.saliency import SaliencyTTAConfig, load_saliency, save_saliency, tta_saliency
+from wsss_lib.formats.cam_io import CamRecord
+from wsss_lib.formats.saliency_io import load_pseudo_saliency, load_saliency, save_saliency
+from wsss_lib.inference.saliency import SaliencyTTAConfig, tta_saliency
 from wsss_lib.methods.saliency_detector import saliency_bce
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.models.saliency import create_saliency_detector
-from wsss_lib.refinement.saliency import load_pseudo_saliency, pseudo_saliency_mask
+from wsss_lib.refinement.saliency import pseudo_saliency_mask
 from wsss_lib.train.optim import OptimConfig, build_optimizer
 
 
@@ -174,7 +175,7 @@ def test_adam_option_with_constant_rate():
 def saliency_ctx(tmp_path_factory, tiny_synthetic):
     from conftest import tiny_run_settings
 
-    from wsss_lib.reporting.context import RunContext
+    from wsss_lib.stages.context import RunContext
     from wsss_lib.stages.priors import run_priors
 
     root = tmp_path_factory.mktemp("saliency")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from wsss_lib.data.palette import to_palette_image
+from wsss_lib.formats.masks import mask_path, to_palette_image
 from wsss_lib.inference.segmentation import (
     VOC_TEST_FOLDER,
     SegInferenceConfig,
@@ -27,7 +27,6 @@ from wsss_lib.io import atomic_save_image
 from wsss_lib.methods.segmentation import SegmentationLossConfig, SegmentationMethod, segmentation_loss
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.models.deeplab import DeepLabConfig, create_deeplab
-from wsss_lib.refinement.pseudo_masks import mask_path
 
 LITE = BackboneConfig(name="tf_efficientnet_lite0", weights="none", frozen_bn=True)
 
@@ -214,7 +213,7 @@ def _settings(data_root: Path, **overrides):
 
 
 def test_ground_truth_run_end_to_end_with_export_and_cache(tmp_path, tiny_synthetic):
-    from wsss_lib.reporting.context import RunContext
+    from wsss_lib.stages.context import RunContext
     from wsss_lib.stages.segmentation import load_segmentation_runs, run_segmentation
 
     root = tmp_path / "data"
@@ -238,7 +237,7 @@ def test_ground_truth_run_end_to_end_with_export_and_cache(tmp_path, tiny_synthe
 
 
 def test_unknown_source_names_notebook_08(tmp_path, tiny_synthetic):
-    from wsss_lib.reporting.context import RunContext
+    from wsss_lib.stages.context import RunContext
     from wsss_lib.stages.segmentation import run_segmentation
 
     ctx = RunContext.create("t", str(tmp_path / "work"), str(tmp_path / "reports"))
@@ -248,8 +247,8 @@ def test_unknown_source_names_notebook_08(tmp_path, tiny_synthetic):
 
 def test_pseudo_mask_training_set_reads_the_masks_not_the_ground_truth(tmp_path, tiny_synthetic):
     from wsss_lib.data import DatasetConfig, open_dataset
-    from wsss_lib.data.errors import DatasetError
     from wsss_lib.data.saliency import PseudoMaskDataset
+    from wsss_lib.formats.errors import DatasetError
 
     base = open_dataset(DatasetConfig(data_root=str(tiny_synthetic)), "train", work_dir=tmp_path, progress=False)
     folder = tmp_path / "masks" / "SegmentationClass"
@@ -294,7 +293,7 @@ def test_sota_table_keeps_literature_and_ours_apart():
 
 
 def test_latex_export_escapes_and_keeps_missing_cells_empty(tmp_path):
-    from wsss_lib.reporting.context import RunContext
+    from wsss_lib.stages.context import RunContext
 
     ctx = RunContext.create("t", str(tmp_path / "w"), str(tmp_path / "r"))
     frame = pd.DataFrame({"method": ["P-NOC+LS & C2AM_H"], "Val": [70.34], "Test": [np.nan]})
@@ -306,7 +305,7 @@ def test_latex_export_escapes_and_keeps_missing_cells_empty(tmp_path):
 def test_same_stage_key_gives_the_same_weights_whatever_ran_before(tmp_path, tiny_synthetic):
     """The stage key names the weights: the new layers' initialisation must not depend on the process's RNG
     state (found: a notebook and a script trained different networks under one key)."""
-    from wsss_lib.reporting.context import RunContext
+    from wsss_lib.stages.context import RunContext
     from wsss_lib.stages.segmentation import GROUND_TRUTH, train_segmentation
 
     cfg = _settings(tiny_synthetic, iterations=1).stage_config(None, GROUND_TRUTH)

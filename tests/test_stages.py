@@ -11,7 +11,6 @@ from wsss_lib.data.transforms import AugmentConfig
 from wsss_lib.evaluation.quick import QuickEvalConfig
 from wsss_lib.inference.tta import TTAConfig
 from wsss_lib.models.backbone import BackboneConfig
-from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import (
     ClassifierStageConfig,
     infer_cams_stage,
@@ -19,6 +18,7 @@ from wsss_lib.stages.classifier import (
     sweep_stage,
     train_classifier,
 )
+from wsss_lib.stages.context import RunContext
 from wsss_lib.train import OptimConfig, TrainConfig
 
 

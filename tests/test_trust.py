@@ -21,7 +21,7 @@ import torch
 from test_train import CFG, OPT, ToyMethod, ToySet
 
 from wsss_lib.artifacts import ArtifactCorruptError, ArtifactStore
-from wsss_lib.inference.cam_io import load_cam, save_cam
+from wsss_lib.formats.cam_io import load_cam, save_cam
 from wsss_lib.io import ArtifactReadError, ArtifactWriteError, atomic_path, atomic_write_bytes, remove_stale_temporaries
 from wsss_lib.train import TrainConfig, fit
 from wsss_lib.train.trainer import SeededSamples, seed_everything
@@ -383,8 +383,8 @@ def test_history_frames_written_by_stages_reload(tmp_path):
 def test_a_classifier_stage_trained_with_zero_or_two_workers_saves_the_same_weights(tmp_path, tiny_synthetic):
     """The user-facing promise: one stage key (workers are not part of it) names one set of weights, with the real
     augmentation (random resize, flip, colour jitter, crop) on the synthetic benchmark."""
-    from wsss_lib.reporting.context import RunContext
     from wsss_lib.stages.classifier import train_classifier
+    from wsss_lib.stages.context import RunContext
     from wsss_lib.stages.priors import PriorsSettings
 
     trained = []

@@ -1,7 +1,7 @@
 """Random-walk benchmark: ``python -m wsss_lib.bench_rw [--device cuda] [--image 256 512 1024] [--impl sparse dense]``.
 
 Times one image's random walk (affinity weights from a boundary map, transition matrix, 2^exp_times steps; 3
-class maps) for the sparse walk of ``wsss_lib.refinement.random_walk`` and the official dense formulation (the
+class maps) for the sparse walk of ``wsss_lib.ops.random_walk`` and the official dense formulation (the
 ``HW x HW`` matrix squared ``exp_times`` times), on the stride-4 grid of square images of the given sides (the
 smoke images are 256 px: 1x, 2x, 4x = 256, 512, 1024). Each measurement runs in a fresh subprocess, so the peak
 memory is that run's own: CUDA ``max_memory_allocated``, or on CPU the growth of the peak resident set size
@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from wsss_lib.io import append_csv_rows
+from wsss_lib.ops.random_walk import affinity_weights, dense_transition, random_walk, transition_bytes
 from wsss_lib.paths import repo_root
-from wsss_lib.refinement.random_walk import affinity_weights, dense_transition, random_walk, transition_bytes
 from wsss_lib.train.trainer import resolve_device
 
 __all__ = ["measure", "main"]

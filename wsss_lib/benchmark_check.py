@@ -34,8 +34,8 @@ from wsss_lib.data import class_groups, open_dataset
 from wsss_lib.evaluation.pathology import group_error_breakdown, label_prior_loss
 from wsss_lib.paths import repo_root
 from wsss_lib.reporting.cam_report import trivial_baselines
-from wsss_lib.reporting.context import RunContext
 from wsss_lib.reproduce import notebook_parameters
+from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.priors import PriorsRun, PriorsSettings, run_priors
 
 __all__ = ["CLEAN_PROFILE", "STRESS_PROFILE", "notebook_namespace", "criteria_table", "main"]

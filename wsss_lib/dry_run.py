@@ -4,8 +4,8 @@ documented list of caps applied here and nowhere else.
 ``python -m wsss_lib.reproduce --profile paper-voc --dry-run [--data DIR]`` (``make reproduce PROFILE=paper-voc
 DRY_RUN=1``) runs each notebook with :func:`dry_run_parameters` of its profile parameters, under the profile name
 ``<profile>-dry``: it writes only to ``work/<profile>-dry/`` and ``reports/<profile>-dry/``, and every table and
-figure it writes says "dry run" (``RunContext.dry_run``). Without ``--data`` it generates the fixtures of
-``wsss_lib.data.fixtures`` (VOC or COCO layout, by the profile's ``dataset``) under ``work/<profile>-dry/fixtures/``.
+figure it writes says "dry run" (``RunContext.dry_run``). Without ``--data`` the runner generates the fixtures of
+``wsss_lib.data.fixtures`` (``dry_run_data``) (VOC or COCO layout, by the profile's ``dataset``) under ``work/<profile>-dry/fixtures/``.
 
 The caps (:data:`CAPS`), keyed by notebook parameter name; a parameter not listed keeps the profile's value:
 
@@ -35,10 +35,9 @@ run reads every image of each split (use the fixtures, or a subset tree, to keep
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["CAPS", "dry_run_parameters", "dry_run_profile_name", "dry_run_data", "is_dry_run_profile"]
+__all__ = ["CAPS", "dry_run_parameters", "dry_run_profile_name", "is_dry_run_profile"]
 
 DRY_SUFFIX = "-dry"
 CROP = 64
@@ -118,23 +117,3 @@ def dry_run_parameters(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str
                 changed[name] = (out[name], value)
             out[name] = value
     return out, changed
-
-
-def dry_run_data(profile_name: str, dataset: str, work_root: Path) -> Path | None:
-    """The fixture tree of ``dataset`` (``voc`` or ``coco``) for ``profile_name``'s dry run, generated once under
-    ``<work_root>/fixtures/``; the synthetic benchmark needs none (``None``: the notebooks generate it)."""
-    from wsss_lib.data.fixtures import write_coco_fixture, write_voc_fixture
-
-    folder = Path(work_root) / "fixtures" / dataset
-    done = folder / "FIXTURE_DONE"
-    if dataset == "voc":
-        if not done.is_file():
-            write_voc_fixture(folder)
-            done.write_text("wsss_lib.data.fixtures.write_voc_fixture defaults\n")
-        return folder / "VOCdevkit"
-    if dataset == "coco":
-        if not done.is_file():
-            write_coco_fixture(folder)
-            done.write_text("wsss_lib.data.fixtures.write_coco_fixture defaults\n")
-        return folder
-    return None

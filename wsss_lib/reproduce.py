@@ -34,8 +34,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from wsss_lib.config import available_profiles, load_profile
+from wsss_lib.data.fixtures import dry_run_data
 from wsss_lib.data.registry import dataset_family
-from wsss_lib.dry_run import dry_run_data, dry_run_parameters, dry_run_profile_name
+from wsss_lib.dry_run import dry_run_parameters, dry_run_profile_name
 from wsss_lib.io import atomic_write_json
 from wsss_lib.paths import repo_root, reports_dir, work_dir
 

@@ -3,7 +3,6 @@ read into the same ``SegmentationDataset`` interface), plus transforms and class
 
 from wsss_lib.data.base import SegmentationDataset
 from wsss_lib.data.coco import COCOSegmentation
-from wsss_lib.data.errors import DatasetError
 from wsss_lib.data.registry import (
                                     SYNTHETIC_PRESETS,
                                     DatasetConfig,
@@ -14,6 +13,7 @@ from wsss_lib.data.registry import (
                                     synthetic_config,
 )
 from wsss_lib.data.voc import VOC_CLASSES, VOC_PAPER_GROUPS, VOCSegmentation
+from wsss_lib.formats.errors import DatasetError
 
 __all__ = [
     "COCOSegmentation", "DatasetConfig", "DatasetError", "SegmentationDataset", "VOCSegmentation",

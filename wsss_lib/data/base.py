@@ -24,11 +24,11 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from wsss_lib.data.errors import DatasetError
-from wsss_lib.data.palette import IGNORE_INDEX
+from wsss_lib.formats.errors import DatasetError
+from wsss_lib.formats.masks import read_index_png
 from wsss_lib.io import atomic_write_json, reading
 
-__all__ = ["SegmentationDataset", "read_image", "read_index_png"]
+__all__ = ["SegmentationDataset", "read_image"]
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -41,31 +41,6 @@ def read_image(path: Path) -> np.ndarray:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise DatasetError(f"image {path} cannot be decoded ({exc}); expected a readable JPEG/PNG") from exc
-
-
-def read_index_png(path: Path, num_classes: int) -> np.ndarray:
-    """A class-index PNG (palette "P" or grayscale "L") as ``uint8`` ``H x W``, validated."""
-    if not path.is_file():
-        raise DatasetError(f"mask {path} is missing (listed in the split but not on disk)")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode not in ("P", "L"):
-                raise DatasetError(
-                    f"mask {path} has mode {im.mode!r}; expected a palette ('P') or grayscale ('L') PNG of "
-                    "class indices (colour-rendered masks must be converted to indices first)"
-                )
-            mask = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DatasetError(f"mask {path} cannot be decoded ({exc}); expected a PNG of class indices") from exc
-    values = np.unique(mask)
-    stray = values[(values >= num_classes) & (values != IGNORE_INDEX)]
-    if stray.size:
-        raise DatasetError(
-            f"mask {path} contains value(s) {stray.tolist()} that are neither a class (0..{num_classes - 1}) "
-            f"nor {IGNORE_INDEX} (void)"
-        )
-    return mask
 
 
 class SegmentationDataset(torch.utils.data.Dataset):

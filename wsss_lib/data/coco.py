@@ -30,9 +30,9 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from wsss_lib.data.base import SegmentationDataset, read_index_png
-from wsss_lib.data.errors import DatasetError
-from wsss_lib.data.palette import IGNORE_INDEX, to_palette_image
+from wsss_lib.data.base import SegmentationDataset
+from wsss_lib.formats.errors import DatasetError
+from wsss_lib.formats.masks import IGNORE_INDEX, read_index_png, to_palette_image
 from wsss_lib.io import atomic_save_image
 
 __all__ = ["COCOSegmentation", "COCO_SPLIT_SIZES", "render_semantic_mask"]

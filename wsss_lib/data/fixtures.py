@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wsss_lib.data.palette import IGNORE_INDEX, to_palette_image
 from wsss_lib.data.voc import VOC_CLASSES
+from wsss_lib.formats.masks import IGNORE_INDEX, to_palette_image
 
-__all__ = ["COCO_CATEGORIES", "ABSENT_FROM_TRAIN", "write_voc_fixture", "write_coco_fixture"]
+__all__ = ["COCO_CATEGORIES", "ABSENT_FROM_TRAIN", "write_voc_fixture", "write_coco_fixture", "dry_run_data"]
 
 ABSENT_FROM_TRAIN = ("cow", "sofa")
 """VOC classes the fixture's ``train`` split never shows (they appear in ``val`` only)."""
@@ -236,3 +236,21 @@ def write_coco_fixture(root: str | Path, *, n_train: int = 6, n_val: int = 4, n_
                    "annotations": annotations, "categories": categories}
         (root / "annotations" / f"instances_{split}2014.json").write_text(json.dumps(payload))
     return root
+
+
+def dry_run_data(profile_name: str, dataset: str, work_root: Path) -> Path | None:
+    """The fixture tree of ``dataset`` (``voc`` or ``coco``) for ``profile_name``'s dry run, generated once under
+    ``<work_root>/fixtures/``; the synthetic benchmark needs none (``None``: the notebooks generate it)."""
+    folder = Path(work_root) / "fixtures" / dataset
+    done = folder / "FIXTURE_DONE"
+    if dataset == "voc":
+        if not done.is_file():
+            write_voc_fixture(folder)
+            done.write_text("wsss_lib.data.fixtures.write_voc_fixture defaults\n")
+        return folder / "VOCdevkit"
+    if dataset == "coco":
+        if not done.is_file():
+            write_coco_fixture(folder)
+            done.write_text("wsss_lib.data.fixtures.write_coco_fixture defaults\n")
+        return folder
+    return None

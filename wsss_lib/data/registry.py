@@ -19,8 +19,8 @@ from typing import Callable, Literal
 from wsss_lib.config import config_hash
 from wsss_lib.data.base import SegmentationDataset
 from wsss_lib.data.coco import COCOSegmentation
-from wsss_lib.data.errors import DatasetError
 from wsss_lib.data.voc import VOC_PAPER_GROUPS, VOCSegmentation, resolve_voc_root
+from wsss_lib.formats.errors import DatasetError
 from wsss_lib.paths import data_root_from_env
 
 __all__ = ["DatasetConfig", "SYNTHETIC_PRESETS", "dataset_family", "synthetic_config", "open_dataset", "dataset_root",

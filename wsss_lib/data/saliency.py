@@ -18,11 +18,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from wsss_lib.data.base import SegmentationDataset, read_index_png
-from wsss_lib.data.errors import DatasetError
-from wsss_lib.inference.cam_io import cam_path, load_cam
-from wsss_lib.refinement.affinity_labels import load_affinity_labels
-from wsss_lib.refinement.saliency import load_pseudo_saliency
+from wsss_lib.data.base import SegmentationDataset
+from wsss_lib.formats.cam_io import cam_path, load_cam
+from wsss_lib.formats.errors import DatasetError
+from wsss_lib.formats.masks import load_affinity_labels, read_index_png
+from wsss_lib.formats.saliency_io import load_pseudo_saliency
 
 __all__ = ["hint_map", "HintedDataset", "MaskFolderDataset", "PseudoSaliencyDataset", "AffinityLabelsDataset",
            "PseudoMaskDataset"]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from wsss_lib.data.palette import IGNORE_INDEX
+from wsss_lib.formats.masks import IGNORE_INDEX
 
 __all__ = ["LabelStatistics", "collect_label_statistics", "class_statistics", "group_statistics",
            "property_correlations", "tertile_groups", "PROPERTY_COLUMNS"]

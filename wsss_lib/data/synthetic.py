@@ -56,7 +56,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from wsss_lib.data.palette import IGNORE_INDEX, to_palette_image
+from wsss_lib.formats.masks import IGNORE_INDEX, to_palette_image
 
 __all__ = [
     "GENERATOR_VERSION",

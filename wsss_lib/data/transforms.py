@@ -27,7 +27,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from wsss_lib.data.palette import IGNORE_INDEX
+from wsss_lib.formats.masks import IGNORE_INDEX
 
 __all__ = ["AugmentConfig", "RandomLongSideResize", "RandomRescale", "TrainTransform", "EvalTransform",
            "build_train_transform", "build_eval_transform"]

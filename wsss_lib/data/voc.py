@@ -27,7 +27,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 
 from wsss_lib.data.base import SegmentationDataset
-from wsss_lib.data.errors import DatasetError
+from wsss_lib.formats.errors import DatasetError
 
 __all__ = ["VOC_CLASSES", "VOC_PAPER_GROUPS", "VOC_SPLIT_SIZES", "VOCSegmentation", "resolve_voc_root",
            "read_class_names", "read_xml_objects"]

@@ -141,7 +141,7 @@ def cam_region_counts(cam_dir: str | Path, dataset, threshold: float, progress: 
     from tqdm.auto import tqdm
 
     from wsss_lib.evaluation.sweep import labels_from_cams
-    from wsss_lib.inference.cam_io import cam_path, load_cam
+    from wsss_lib.formats.cam_io import cam_path, load_cam
 
     root = getattr(dataset, "root", None)
     if root is None or not (Path(root) / REGION_DIR).is_dir():

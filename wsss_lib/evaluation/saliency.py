@@ -22,8 +22,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from wsss_lib.evaluation.confusion import ConfusionMatrix
-from wsss_lib.inference.cam_io import CamRecord, cam_path, load_cam
-from wsss_lib.inference.saliency import load_saliency, saliency_path
+from wsss_lib.formats.cam_io import CamRecord, cam_path, load_cam
+from wsss_lib.formats.saliency_io import load_saliency, saliency_path
 
 __all__ = ["labels_with_saliency", "gt_prior_labels", "score_saliency", "constant_saliency_floors"]
 
@@ -57,7 +57,7 @@ def score_saliency(dataset, saliency_dir: str | Path, protocol: Literal["priors"
                    progress: bool = True) -> ConfusionMatrix:
     """Confusion matrix over ``dataset`` of the saliency in ``saliency_dir`` under ``protocol``.
 
-    ``saliency_dir`` holds 8-bit maps (:func:`wsss_lib.inference.saliency.load_saliency`; pseudo-saliency masks
+    ``saliency_dir`` holds 8-bit maps (:func:`wsss_lib.formats.saliency_io.load_saliency`; pseudo-saliency masks
     saved as 0/255 read as {0, 1}); ``cams_dir`` (CAM ``.npz`` files) is required by ``protocol="priors"``.
     """
     if protocol not in ("priors", "gt"):

@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from wsss_lib.evaluation.confusion import ConfusionMatrix, SegmentationScores
-from wsss_lib.inference.cam_io import CamRecord, cam_path, load_cam
+from wsss_lib.formats.cam_io import CamRecord, cam_path, load_cam
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -230,7 +230,7 @@ def threshold_sweep(
     split segmentation results are reported on.
 
     Args:
-        cam_dir: folder of ``<image_id>.npz`` CAM files (:mod:`wsss_lib.inference.cam_io`).
+        cam_dir: folder of ``<image_id>.npz`` CAM files (:mod:`wsss_lib.formats.cam_io`).
         dataset: provides ``ids``, ``load_mask(id)`` and, with ``crf``, ``load_image(id)``.
         thresholds: background thresholds (default: official ``0.05..0.80`` step ``0.05``).
         num_classes: ``C``, background included (21 for VOC).

@@ -3,7 +3,7 @@
 Per image: the network runs on the image and its flip (edge head: ``B = sigmoid(mean(logit, flipped logit))``;
 feature head: the mean of the two feature maps), at full resolution (the official code pads to 512 x 512 first;
 the network is fully convolutional, so only the border context differs). The stride-4 CAMs of the image's
-classes (the CAM files' ``cam``) are walked (``wsss_lib.refinement.random_walk``; edge head: damped by
+classes (the CAM files' ``cam``) are walked (``wsss_lib.ops.random_walk``; edge head: damped by
 ``1 - B`` first, as ``propagate_to_edge``), upsampled x4 (bilinear), cropped to the image and divided by their
 global maximum. The result is written in the CAM file format (``keys``, ``cam`` = the walked stride-4 maps,
 ``hr_cam`` = the full-resolution ones, both divided by the same global maximum), so the threshold sweep and the
@@ -21,11 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss_lib.inference.cam_io import cam_path, load_cam, save_cam
+from wsss_lib.formats.cam_io import cam_path, load_cam, save_cam
 from wsss_lib.inference.tta import scaled_outputs
 from wsss_lib.io import for_each_missing
 from wsss_lib.models.affinity import AffinityNetwork, grid_shape
-from wsss_lib.refinement.random_walk import feature_affinity, propagate_to_edge, random_walk
+from wsss_lib.ops.random_walk import feature_affinity, propagate_to_edge, random_walk
 
 __all__ = ["RandomWalkConfig", "affinity_output", "walk_record", "infer_random_walk"]
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from wsss_lib.inference.cam_io import cam_path, save_cam
+from wsss_lib.formats.cam_io import cam_path, save_cam
 from wsss_lib.inference.tta import TTAConfig, scaled_outputs
 from wsss_lib.io import for_each_missing
 from wsss_lib.models.amn import AMNNetwork
@@ -73,7 +73,7 @@ def infer_amn_cams(model: AMNNetwork, dataset, ir_labels_dir: str | Path, out_di
                    progress: bool = True) -> dict[str, int]:
     """One CAM file per image of ``dataset`` (resumable, atomic); ``ir_labels_dir`` holds ``<id>.png`` IR labels of
     the same images (an ``affinity_labels`` stage)."""
-    from wsss_lib.refinement.affinity_labels import load_affinity_labels
+    from wsss_lib.formats.masks import load_affinity_labels
 
     was_training = model.training
     model.eval()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wsss_lib.inference.cam_io import cam_path, save_cam
+from wsss_lib.formats.cam_io import cam_path, save_cam
 from wsss_lib.inference.tta import TTAConfig, scaled_outputs, strided_maps
 from wsss_lib.io import for_each_missing
 from wsss_lib.methods.rib import RIBConfig, disjoint_batches, exploded, gndp_pool, rib_loss

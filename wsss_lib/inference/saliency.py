@@ -25,12 +25,12 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
+from wsss_lib.formats.saliency_io import saliency_path, save_saliency
 from wsss_lib.inference.tta import scaled_outputs
-from wsss_lib.io import atomic_save_image, for_each_missing, reading
+from wsss_lib.io import for_each_missing
 
-__all__ = ["SaliencyTTAConfig", "tta_saliency", "infer_saliency", "saliency_path", "save_saliency", "load_saliency"]
+__all__ = ["SaliencyTTAConfig", "tta_saliency", "infer_saliency"]
 
 
 @dataclass(frozen=True)
@@ -70,32 +70,6 @@ def tta_saliency(model: torch.nn.Module, image: np.ndarray, mean: Sequence[float
     if cfg.activation == "relu":
         total /= total.max() + 1e-5
     return total.clamp(0.0, 1.0).cpu().numpy()
-
-
-def saliency_path(folder: str | Path, image_id: str) -> Path:
-    return Path(folder) / f"{image_id}.png"
-
-
-def save_saliency(path: str | Path, saliency: np.ndarray) -> None:
-    """Write a [0, 1] map as an 8-bit grayscale PNG (``round(255 * S)``), atomically."""
-    saliency = np.asarray(saliency, dtype=np.float32)
-    if saliency.ndim != 2 or not np.isfinite(saliency).all() or saliency.min() < 0 or saliency.max() > 1:
-        raise ValueError(f"{path}: saliency must be a finite H x W map in [0, 1], got shape {saliency.shape}")
-    atomic_save_image(path, Image.fromarray(np.round(saliency * 255).astype(np.uint8), mode="L"))
-
-
-def load_saliency(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """A saliency PNG as float32 ``H x W`` in [0, 1]; ``shape`` (H, W) is checked when given."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"saliency map {path} does not exist; run the saliency inference stage first")
-    with reading(path, "a saliency map (8-bit grayscale PNG)"), Image.open(path) as im:
-        if im.mode != "L":
-            raise ValueError(f"{path}: saliency maps are 8-bit grayscale PNGs (mode 'L'), got mode {im.mode!r}")
-        saliency = np.asarray(im, dtype=np.float32) / 255.0
-    if shape is not None and saliency.shape != tuple(shape):
-        raise ValueError(f"{path}: saliency map is {saliency.shape}, the image is {tuple(shape)}")
-    return saliency
 
 
 def infer_saliency(model: torch.nn.Module, dataset, out_dir: str | Path, mean: Sequence[float], std: Sequence[float],

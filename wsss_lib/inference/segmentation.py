@@ -32,11 +32,10 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from wsss_lib.data.palette import to_palette_image
+from wsss_lib.formats.masks import mask_path, to_palette_image
 from wsss_lib.inference.tta import scaled_outputs
 from wsss_lib.io import atomic_path, atomic_save_image
-from wsss_lib.refinement.crf import crf_softmax
-from wsss_lib.refinement.pseudo_masks import mask_path
+from wsss_lib.ops.crf import crf_softmax
 
 __all__ = ["SegInferenceConfig", "segmentation_probabilities", "write_prediction", "infer_segmentation",
            "raw_dir", "VOC_TEST_FOLDER", "export_voc_test"]
@@ -51,7 +50,7 @@ class SegInferenceConfig:
     scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
     flip: bool = True
     crf: str = "deeplab_v2"
-    """A softmax CRF preset of ``wsss_lib.refinement.crf`` (official: ``deeplab_v2``), or empty for none."""
+    """A softmax CRF preset of ``wsss_lib.ops.crf`` (official: ``deeplab_v2``), or empty for none."""
 
 
 @torch.no_grad()

@@ -8,7 +8,7 @@ map is flipped back and added. Each scale's map is resized bilinearly to
 - the stride-16-padded size ``(ceil(H/16)*16, ceil(W/16)*16)``, cropped to ``H x W`` -> summed into ``hr_cam``;
 
 and each class map is finally divided by its spatial maximum (+1e-5). Summing and averaging the 8 maps
-give the same result after this normalisation. One ``.npz`` per image (``wsss_lib.inference.cam_io``);
+give the same result after this normalisation. One ``.npz`` per image (``wsss_lib.formats.cam_io``);
 existing files are skipped (resume) and every file is written atomically.
 """
 
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from wsss_lib.inference.cam_io import cam_path, save_cam
+from wsss_lib.formats.cam_io import cam_path, save_cam
 from wsss_lib.io import for_each_missing
 
 __all__ = ["TTAConfig", "scaled_outputs", "tta_cams", "strided_maps", "infer_cams"]

@@ -40,7 +40,7 @@ from wsss_lib.methods.erasing import class_maps, sample_classes
 from wsss_lib.models.backbone import param_groups
 from wsss_lib.models.cam import CAMClassifier
 from wsss_lib.models.reconstructor import Reconstructor
-from wsss_lib.train.smoothing import smooth_multilabel
+from wsss_lib.ops.smoothing import smooth_multilabel
 
 __all__ = ["ACRConfig", "ACR", "max_norm", "masked_l1", "srf_grid"]
 

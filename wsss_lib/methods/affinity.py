@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from wsss_lib.methods.base import Method, StepInfo
 from wsss_lib.models.affinity import AffinityNetwork
-from wsss_lib.refinement.random_walk import segment_offsets
+from wsss_lib.ops.random_walk import segment_offsets
 
 __all__ = ["AffinityLossConfig", "pair_offsets", "pair_labels", "pair_affinities", "affinity_loss_terms",
            "AffinityMethod"]

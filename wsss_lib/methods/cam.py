@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from wsss_lib.methods.base import SingleNetworkMethod, StepInfo
 from wsss_lib.models.cam import CAMClassifier
-from wsss_lib.train.smoothing import smooth_multilabel
+from wsss_lib.ops.smoothing import smooth_multilabel
 
 __all__ = ["CAMConfig", "CAMMethod"]
 

@@ -17,8 +17,8 @@ from wsss_lib.methods.erasing import class_maps, remove_classes, sample_classes,
 from wsss_lib.models.backbone import BackboneConfig, param_groups
 from wsss_lib.models.cam import CAMClassifier, CAMOutput, create_cam_classifier
 from wsss_lib.models.norm import freeze_batch_norm
-from wsss_lib.train.schedules import linear_schedule
-from wsss_lib.train.smoothing import smooth_multilabel
+from wsss_lib.ops.schedules import linear_schedule
+from wsss_lib.ops.smoothing import smooth_multilabel
 
 __all__ = ["ErasingConfig", "FrozenOrdinaryMethod", "build_ordinary_classifier", "erasing_term"]
 

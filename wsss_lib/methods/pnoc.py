@@ -29,8 +29,8 @@ from wsss_lib.methods.ordinary import ErasingConfig, erasing_term
 from wsss_lib.methods.puzzle import ReconstructionConfig, puzzle_terms
 from wsss_lib.models.backbone import param_groups
 from wsss_lib.models.cam import CAMClassifier
-from wsss_lib.train.schedules import linear_schedule
-from wsss_lib.train.smoothing import smooth_multilabel
+from wsss_lib.ops.schedules import linear_schedule
+from wsss_lib.ops.smoothing import smooth_multilabel
 
 __all__ = ["AdversarialConfig", "PNOCConfig", "PNOC"]
 

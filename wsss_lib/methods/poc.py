@@ -13,7 +13,7 @@ from wsss_lib.methods.base import StepInfo
 from wsss_lib.methods.ordinary import ErasingConfig, FrozenOrdinaryMethod, erasing_term
 from wsss_lib.methods.puzzle import ReconstructionConfig, puzzle_terms
 from wsss_lib.models.cam import CAMClassifier
-from wsss_lib.train.smoothing import smooth_multilabel
+from wsss_lib.ops.smoothing import smooth_multilabel
 
 __all__ = ["POCConfig", "POC"]
 

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from wsss_lib.methods.base import SingleNetworkMethod, StepInfo
 from wsss_lib.models.cam import CAMClassifier, CAMOutput
-from wsss_lib.train.schedules import linear_schedule
-from wsss_lib.train.smoothing import smooth_multilabel
+from wsss_lib.ops.schedules import linear_schedule
+from wsss_lib.ops.smoothing import smooth_multilabel
 
 __all__ = ["ReconstructionConfig", "PuzzleConfig", "PuzzleCAM", "tile", "merge", "masked_reconstruction_loss",
            "puzzle_terms"]

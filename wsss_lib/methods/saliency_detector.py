@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from wsss_lib.data.palette import IGNORE_INDEX
+from wsss_lib.formats.masks import IGNORE_INDEX
 from wsss_lib.methods.base import Method, StepInfo
 from wsss_lib.models.backbone import param_groups
 from wsss_lib.models.saliency import PoolNetDetector

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from wsss_lib.data.palette import IGNORE_INDEX
+from wsss_lib.formats.masks import IGNORE_INDEX
 from wsss_lib.methods.base import Method, StepInfo
 from wsss_lib.models.deeplab import DeepLab
 

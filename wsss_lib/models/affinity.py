@@ -6,7 +6,7 @@ Two heads (``AffinityNetConfig.head``):
   CVPR'19). Each backbone stage goes through a 1x1 convolution to ``width`` (32) channels without bias, group
   norm (``groups`` = 4) and ReLU, is resampled to the stride-4 grid, and the concatenation goes through a 1x1
   convolution (with bias) to one boundary logit ``B``. Affinity of two pixels = 1 - the maximum boundary
-  probability on the segment between them (``wsss_lib.refinement.random_walk.edge_affinity``).
+  probability on the segment between them (``wsss_lib.ops.random_walk.edge_affinity``).
 - ``"feature"``: the original AffinityNet head of the seed document (Ahn & Kwak, CVPR'18, ``resnet38_aff``):
   1x1 convolutions without bias of the three deepest stages to 64 / 128 / 256 channels with ELU, concatenated,
   then a 1x1 convolution (448 -> 448) with ELU; affinity ``a_ij = exp(-mean_c |f_i - f_j|)``. PSA evaluates it

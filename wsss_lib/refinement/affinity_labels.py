@@ -25,14 +25,13 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from wsss_lib.data.base import read_index_png
-from wsss_lib.inference.cam_io import CamRecord, cam_path, load_cam
-from wsss_lib.inference.saliency import load_saliency, saliency_path
+from wsss_lib.formats.cam_io import CamRecord, cam_path, load_cam
+from wsss_lib.formats.saliency_io import load_saliency, saliency_path
 from wsss_lib.io import atomic_save_image, for_each_missing
-from wsss_lib.refinement.crf import crf_labels
+from wsss_lib.ops.crf import crf_labels
 
 __all__ = ["AffinityLabelConfig", "coarse_affinity_labels", "conventional_affinity_labels",
-           "saliency_affinity_labels", "affinity_labels", "make_affinity_labels", "load_affinity_labels",
+           "saliency_affinity_labels", "affinity_labels", "make_affinity_labels",
            "IGNORE"]
 
 IGNORE = 255
@@ -49,7 +48,7 @@ class AffinityLabelConfig:
             0.30); IRN 0.30.
         bg_threshold: saliency (``saliency`` mode) or CAM (``conventional``) score below which a pixel is
             confidently background. P-NOC 0.10 (saliency); IRN 0.05, Puzzle-CAM README 0.10 (CAMs).
-        crf: label-CRF preset of ``wsss_lib.refinement.crf`` (``"label"``: IRN/P-NOC, t = 10, gt_prob 0.7).
+        crf: label-CRF preset of ``wsss_lib.ops.crf`` (``"label"``: IRN/P-NOC, t = 10, gt_prob 0.7).
     """
 
     mode: Literal["saliency", "conventional", "coarse"] = "saliency"
@@ -159,6 +158,3 @@ def make_affinity_labels(dataset, cams_dir: str | Path, out_dir: str | Path, cfg
                             desc=f"affinity labels ({dataset.split})", progress=progress, workers=workers)
 
 
-def load_affinity_labels(path: str | Path, num_classes: int) -> np.ndarray:
-    """An affinity label PNG (class ids or 255); other values raise an error naming the file."""
-    return read_index_png(Path(path), num_classes)

@@ -16,16 +16,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from wsss_lib.data.base import read_index_png
-from wsss_lib.data.palette import to_palette_image
 from wsss_lib.evaluation.confusion import ConfusionMatrix
-from wsss_lib.inference.cam_io import CamRecord, cam_path, load_cam
+from wsss_lib.formats.cam_io import CamRecord, cam_path, load_cam
+from wsss_lib.formats.masks import load_mask, mask_path, to_palette_image
 from wsss_lib.io import atomic_save_image, for_each_missing
-from wsss_lib.refinement.crf import crf_labels
+from wsss_lib.ops.crf import crf_labels
 
-__all__ = ["pseudo_mask", "make_pseudo_masks", "mask_path", "load_mask", "score_masks"]
-
-MASK_FOLDER = "SegmentationClass"
+__all__ = ["pseudo_mask", "make_pseudo_masks", "score_masks"]
 
 
 def pseudo_mask(image: np.ndarray, record: CamRecord, bg_threshold: float,
@@ -42,11 +39,6 @@ def pseudo_mask(image: np.ndarray, record: CamRecord, bg_threshold: float,
     return class_ids.astype(np.uint8)[channels]
 
 
-def mask_path(masks_dir: str | Path, image_id: str) -> Path:
-    """Where the mask of ``image_id`` lives under a pseudo-mask stage folder (VOC layout)."""
-    return Path(masks_dir) / MASK_FOLDER / f"{image_id}.png"
-
-
 def make_pseudo_masks(dataset, walked_dir: str | Path, out_dir: str | Path, bg_threshold: float,
                       crf: str = "label_pseudo_mask", progress: bool = True, workers: int = 1) -> dict[str, int]:
     """One palette PNG per image of ``dataset`` (resumable, atomic; ``workers`` processes for the CRFs); returns
@@ -58,11 +50,6 @@ def make_pseudo_masks(dataset, walked_dir: str | Path, out_dir: str | Path, bg_t
 
     return for_each_missing(dataset.ids, lambda i: mask_path(out_dir, i), write,
                             desc=f"pseudo-masks ({dataset.split})", progress=progress, workers=workers)
-
-
-def load_mask(masks_dir: str | Path, image_id: str, num_classes: int) -> np.ndarray:
-    """A pseudo-mask as ``uint8`` class ids (validated: other values raise an error naming the file)."""
-    return read_index_png(mask_path(masks_dir, image_id), num_classes)
 
 
 def score_masks(dataset, masks_dir: str | Path, progress: bool = False) -> ConfusionMatrix:

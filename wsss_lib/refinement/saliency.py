@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wsss_lib.inference.saliency import load_saliency, saliency_path
-from wsss_lib.io import atomic_save_image, for_each_missing, reading
-from wsss_lib.refinement.crf import crf_labels
+from wsss_lib.formats.saliency_io import load_saliency, saliency_path
+from wsss_lib.io import atomic_save_image, for_each_missing
+from wsss_lib.ops.crf import crf_labels
 
-__all__ = ["pseudo_saliency_mask", "make_pseudo_saliency", "load_pseudo_saliency"]
+__all__ = ["pseudo_saliency_mask", "make_pseudo_saliency"]
 
 
 def pseudo_saliency_mask(image: np.ndarray, saliency: np.ndarray, threshold: float = 0.2,
@@ -42,14 +42,3 @@ def make_pseudo_saliency(dataset, saliency_dir: str | Path, out_dir: str | Path,
                             desc=f"pseudo-saliency ({dataset.split})", progress=progress, workers=workers)
 
 
-def load_pseudo_saliency(path: str | Path) -> np.ndarray:
-    """A pseudo-saliency PNG as ``uint8`` {0, 1}; any value other than 0 and 255 is an error naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pseudo-saliency mask {path} does not exist; run the pseudo-saliency stage first")
-    with reading(path, "a pseudo-saliency mask (PNG of 0 and 255)"), Image.open(path) as im:
-        mask = np.asarray(im.convert("L") if im.mode != "L" else im, dtype=np.uint8)
-    stray = np.setdiff1d(np.unique(mask), [0, 255])
-    if stray.size:
-        raise ValueError(f"{path}: pseudo-saliency masks hold 0 and 255 only, found {stray[:5].tolist()}")
-    return (mask > 0).astype(np.uint8)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.evaluation.sweep import SweepResult, labels_from_cams
-from wsss_lib.inference.cam_io import cam_path, load_cam
+from wsss_lib.formats.cam_io import cam_path, load_cam
 from wsss_lib.reporting.figures import colorize_mask
 
 __all__ = ["sweep_curve_figure", "per_class_iou", "cam_grid_figure", "trivial_baselines", "history_table"]

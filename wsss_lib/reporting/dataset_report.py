@@ -22,7 +22,7 @@ from wsss_lib.data.stats import (
     tertile_groups,
 )
 from wsss_lib.io import atomic_save_npz
-from wsss_lib.reporting.context import RunContext
+from wsss_lib.stages.context import RunContext
 
 __all__ = ["ClassStatsConfig", "ClassGroupReport", "class_group_report", "describe_dataset", "split_summary", "sample_pairs"]
 

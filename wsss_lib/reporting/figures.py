@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from wsss_lib.data.palette import IGNORE_INDEX, VOC_PALETTE
 from wsss_lib.data.stats import LabelStatistics
+from wsss_lib.formats.masks import IGNORE_INDEX, VOC_PALETTE
 
 __all__ = ["set_style", "class_frequency_figure", "size_distribution_figure", "cooccurrence_matrix",
            "cooccurrence_figure", "colorize_mask", "sample_grid_figure"]

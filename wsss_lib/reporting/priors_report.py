@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from wsss_lib.data.stats import group_statistics, property_correlations
 from wsss_lib.evaluation.pathology import group_error_breakdown
-from wsss_lib.inference.cam_io import cam_path, load_cam
+from wsss_lib.formats.cam_io import cam_path, load_cam
 from wsss_lib.methods.erasing import class_maps, soft_erasure_mask
 from wsss_lib.models.cam import CAMClassifier
 from wsss_lib.reporting.figures import colorize_mask

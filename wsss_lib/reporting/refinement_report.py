@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from wsss_lib.data.stats import group_statistics
-from wsss_lib.inference.cam_io import cam_path, load_cam
-from wsss_lib.refinement.affinity_labels import coarse_affinity_labels, load_affinity_labels
+from wsss_lib.formats.cam_io import cam_path, load_cam
+from wsss_lib.formats.masks import load_affinity_labels
+from wsss_lib.refinement.affinity_labels import coarse_affinity_labels
 from wsss_lib.reporting.figures import colorize_mask
 from wsss_lib.reporting.literature import load_literature
 from wsss_lib.stages.priors import METHOD_LABELS

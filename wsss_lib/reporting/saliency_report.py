@@ -17,10 +17,10 @@ import pandas as pd
 from wsss_lib.data.saliency import hint_map
 from wsss_lib.data.stats import group_statistics
 from wsss_lib.evaluation.confusion import ConfusionMatrix
-from wsss_lib.inference.saliency import load_saliency, saliency_path
-from wsss_lib.reporting.context import RunContext
+from wsss_lib.formats.saliency_io import load_saliency, saliency_path
 from wsss_lib.reporting.figures import colorize_mask
 from wsss_lib.reporting.literature import load_literature
+from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.priors import PriorsRun
 from wsss_lib.stages.saliency import SaliencyRun, saliency_score_stage
 

@@ -10,8 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from wsss_lib.data.palette import IGNORE_INDEX
-from wsss_lib.refinement.pseudo_masks import load_mask
+from wsss_lib.formats.masks import IGNORE_INDEX, load_mask
 from wsss_lib.reporting.figures import colorize_mask
 from wsss_lib.reporting.literature import load_literature
 from wsss_lib.stages.segmentation import GROUND_TRUTH, SegmentationRun

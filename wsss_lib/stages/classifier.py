@@ -23,8 +23,8 @@ from wsss_lib.io import atomic_save_npz
 from wsss_lib.methods.base import Method
 from wsss_lib.methods.registry import build_method, method_config
 from wsss_lib.models.backbone import BackboneConfig
-from wsss_lib.refinement.crf import label_crf_fn
-from wsss_lib.reporting.context import RunContext
+from wsss_lib.ops.crf import label_crf_fn
+from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.records import weights_key
 from wsss_lib.train.optim import OptimConfig
@@ -167,7 +167,7 @@ def sweep_stage(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig, spl
     Stored as stage ``sweeps`` (the per-threshold confusion counts, see :func:`sweep_stage_dir`), so later
     notebooks (06) reload it instead of rescoring.
 
-    ``crf`` names a label-CRF preset of ``wsss_lib.refinement.crf`` (e.g. ``"label"``, the official
+    ``crf`` names a label-CRF preset of ``wsss_lib.ops.crf`` (e.g. ``"label"``, the official
     t=10, gt_prob 0.7 refinement) applied to each thresholded map before scoring; empty = no CRF. With a
     CRF every threshold costs one CRF per image (about 1.5-4 s at VOC size on 2 CPU cores), so pass few
     thresholds.

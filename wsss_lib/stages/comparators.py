@@ -31,7 +31,6 @@ from wsss_lib.methods.rib import RIBConfig
 from wsss_lib.models.amn import AMNNetConfig, create_amn_network
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.refinement.affinity_labels import AffinityLabelConfig
-from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import (
     TrainedClassifier,
     infer_cams_stage,
@@ -39,6 +38,7 @@ from wsss_lib.stages.classifier import (
     regions_stage_dir,
     sweep_stage_dir,
 )
+from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.priors import PriorsRun, PriorsSettings, find_priors_run, record_run
 from wsss_lib.stages.records import settings_from_namespace, weights_key

@@ -7,7 +7,7 @@ from typing import Any, Callable
 from wsss_lib.artifacts import StageDir
 from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.methods.base import Method
-from wsss_lib.reporting.context import RunContext
+from wsss_lib.stages.context import RunContext
 from wsss_lib.train.trainer import TrainConfig, inference_setup
 
 __all__ = ["inference_stage"]

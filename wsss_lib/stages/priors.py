@@ -26,7 +26,6 @@ from wsss_lib.evaluation.sweep import SweepResult
 from wsss_lib.inference.tta import TTAConfig
 from wsss_lib.methods.registry import method_config
 from wsss_lib.models.backbone import BackboneConfig
-from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import (
     ClassifierStageConfig,
     TrainedClassifier,
@@ -37,6 +36,7 @@ from wsss_lib.stages.classifier import (
     train_classifier,
     with_ordinary,
 )
+from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.records import read_records, relative, settings_from_namespace, stage_from_record, write_record
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig

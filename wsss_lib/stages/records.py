@@ -16,7 +16,7 @@ from typing import Any, Mapping, TypeVar
 from wsss_lib.artifacts import StageDir
 from wsss_lib.config import from_dict, to_dict
 from wsss_lib.io import atomic_write_json, reading
-from wsss_lib.reporting.context import RunContext
+from wsss_lib.stages.context import RunContext
 
 __all__ = ["slug", "settings_from_namespace", "relative", "stage_from_record", "write_record", "read_records",
            "weights_key"]

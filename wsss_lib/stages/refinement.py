@@ -25,14 +25,15 @@ from wsss_lib.data.saliency import AffinityLabelsDataset
 from wsss_lib.data.transforms import AugmentConfig, build_train_transform
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.evaluation.sweep import SweepResult
+from wsss_lib.formats.masks import load_affinity_labels
 from wsss_lib.inference.affinity import RandomWalkConfig, infer_random_walk
 from wsss_lib.methods.affinity import AffinityLossConfig, AffinityMethod
 from wsss_lib.models.affinity import AffinityNetConfig, create_affinity_network
 from wsss_lib.models.backbone import BackboneConfig
-from wsss_lib.refinement.affinity_labels import AffinityLabelConfig, load_affinity_labels, make_affinity_labels
+from wsss_lib.refinement.affinity_labels import AffinityLabelConfig, make_affinity_labels
 from wsss_lib.refinement.pseudo_masks import make_pseudo_masks, score_masks
-from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import load_sweep, sweep_stage_dir
+from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.priors import find_priors_run
 from wsss_lib.stages.records import (

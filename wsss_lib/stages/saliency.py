@@ -38,8 +38,8 @@ from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.models.c2am import create_c2am_network
 from wsss_lib.models.saliency import DetectorConfig, create_saliency_detector
 from wsss_lib.refinement.saliency import make_pseudo_saliency
-from wsss_lib.reporting.context import RunContext
 from wsss_lib.stages.classifier import infer_cams_stage, load_classifier_stage
+from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.priors import PriorsRun, load_priors_runs
 from wsss_lib.stages.records import (

@@ -9,7 +9,7 @@ import numpy as np
 from wsss_lib.artifacts import StageDir
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.io import atomic_save_npz
-from wsss_lib.reporting.context import RunContext
+from wsss_lib.stages.context import RunContext
 
 __all__ = ["cached_confusion"]
 

@@ -23,12 +23,13 @@ from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.data.saliency import PseudoMaskDataset
 from wsss_lib.data.transforms import AugmentConfig, build_train_transform
 from wsss_lib.evaluation.confusion import ConfusionMatrix
+from wsss_lib.formats.masks import MASK_FOLDER
 from wsss_lib.inference.segmentation import SegInferenceConfig, export_voc_test, infer_segmentation, raw_dir
 from wsss_lib.methods.segmentation import SegmentationLossConfig, SegmentationMethod
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.models.deeplab import DeepLabConfig, create_deeplab, head_label
-from wsss_lib.refinement.pseudo_masks import MASK_FOLDER, score_masks
-from wsss_lib.reporting.context import RunContext
+from wsss_lib.refinement.pseudo_masks import score_masks
+from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.records import (
     read_records,

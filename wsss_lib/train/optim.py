@@ -21,7 +21,7 @@ from typing import Literal
 
 import torch
 
-from wsss_lib.train.schedules import poly_lr_factor
+from wsss_lib.ops.schedules import poly_lr_factor
 
 __all__ = ["OptimConfig", "PolySGD", "PolyAdam", "build_optimizer"]
 
