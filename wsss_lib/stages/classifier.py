@@ -27,8 +27,9 @@ from wsss_lib.ops.crf import label_crf_fn
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.records import weights_key
+from wsss_lib.stages.training import TrainedStage, load_trained, train_stage
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
+from wsss_lib.train.trainer import TrainConfig, seed_everything
 
 __all__ = ["ClassifierStageConfig", "TrainedClassifier", "ORDINARY_METHODS", "with_ordinary", "train_classifier",
            "load_classifier", "load_classifier_stage", "infer_cams_stage", "sweep_stage", "sweep_stage_dir", "load_sweep"]
@@ -103,14 +104,27 @@ def _build(cfg: ClassifierStageConfig, num_classes: int, ordinary: "TrainedClass
     return build_method(cfg.method, method_config(cfg.method, cfg.method_params), cfg.backbone, num_classes, **extra)
 
 
+def _builder(cfg: ClassifierStageConfig, num_classes: int, ordinary: "TrainedClassifier | None" = None):
+    """``build(weights)`` for :func:`~wsss_lib.stages.training.train_stage`: ``None`` = the untrained method of
+    ``cfg``; ``"none"`` = its architecture for a finished ``model.pt``, which holds every weight (the ordinary
+    classifier's included)."""
+
+    def build(weights: str | None) -> Method:
+        if weights is None:
+            return _build(cfg, num_classes, ordinary)
+        return build_method(cfg.method, method_config(cfg.method, cfg.method_params),
+                            replace(cfg.backbone, weights=weights), num_classes, untrained_ordinary=cfg.needs_ordinary)
+
+    return build
+
+
+def _trained(cfg: ClassifierStageConfig, done: TrainedStage) -> TrainedClassifier:
+    return TrainedClassifier(cfg, done.stage, done.method, done.history)
+
+
 def _load_finished(ctx: RunContext, cfg: ClassifierStageConfig, sd: StageDir) -> TrainedClassifier:
-    """The trained method saved in ``sd``: built without pretrained weights (``model.pt`` holds every weight,
-    the ordinary classifier's included, and is loaded strictly), so loading needs no hub or offline weights."""
     eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=False)
-    method = build_method(cfg.method, method_config(cfg.method, cfg.method_params), replace(cfg.backbone, weights="none"),
-                          eval_set.num_classes - 1, untrained_ordinary=cfg.needs_ordinary)
-    sd.load_into(method)
-    return TrainedClassifier(cfg, sd, method, sd.read_frame("history.csv"))
+    return _trained(cfg, load_trained(sd, _builder(cfg, eval_set.num_classes - 1)))
 
 
 def train_classifier(ctx: RunContext, cfg: ClassifierStageConfig, progress: bool = True,
@@ -120,17 +134,15 @@ def train_classifier(ctx: RunContext, cfg: ClassifierStageConfig, progress: bool
     Methods in :data:`ORDINARY_METHODS` need ``ordinary``: the trained RandAugment + LS classifier whose key
     ``cfg`` was bound to with :func:`with_ordinary`.
     """
-    sd = ctx.store.stage("classifier", cfg.hashed(), name=cfg.run_name)
-    if sd.done:
-        return _load_finished(ctx, cfg, sd)
     eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=progress)
-    method = _build(cfg, eval_set.num_classes - 1, ordinary)
-    mean, std = method.normalization
-    train_set = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
-                             transform=build_train_transform(cfg.augment, mean, std))
-    result = fit(method, train_set, eval_set, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    sd.finish_training(method.state_dict(), seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
-    return TrainedClassifier(cfg, sd, method, sd.read_frame("history.csv"))
+
+    def train_set(method: Method):
+        return open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
+                            transform=build_train_transform(cfg.augment, *method.normalization))
+
+    return _trained(cfg, train_stage(ctx, "classifier", cfg.hashed(), cfg.run_name,
+                                     _builder(cfg, eval_set.num_classes - 1, ordinary), train_set, cfg.train,
+                                     cfg.optim, eval_set=eval_set, progress=progress))
 
 
 def load_classifier(ctx: RunContext, cfg: ClassifierStageConfig) -> TrainedClassifier:

@@ -15,6 +15,7 @@ TTA CAMs of the evaluation split in the common CAM format, the same threshold sw
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Mapping
 
 import pandas as pd
@@ -43,8 +44,9 @@ from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.priors import PriorsRun, PriorsSettings, find_priors_run, record_run
 from wsss_lib.stages.records import settings_from_namespace, weights_key
 from wsss_lib.stages.refinement import affinity_labels_stage
+from wsss_lib.stages.training import train_stage
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
+from wsss_lib.train.trainer import TrainConfig, seed_everything
 
 __all__ = ["AMNStageConfig", "TrainedAMN", "train_amn", "amn_cams_stage", "rib_cams_stage", "ComparatorSettings",
            "run_amn", "run_rib", "run_comparators", "with_overrides"]
@@ -95,18 +97,14 @@ def train_amn(ctx: RunContext, cfg: AMNStageConfig, labels: StageDir, progress: 
     """Train (resume, or load) AMN on the IR labels in ``labels`` (an ``affinity_labels`` stage of ``train_split``)."""
     if labels.key != cfg.labels_key:
         raise ValueError(f"AMN configured with label stage {cfg.labels_key} but given {labels.key}")
-    sd = ctx.store.stage("amn", cfg.hashed(), name=cfg.run_name)
     base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
-    if sd.done:
-        method = _build_amn(cfg, base.num_classes - 1, weights="none")
-        sd.load_into(method)
-        return TrainedAMN(cfg, sd, method, sd.read_frame("history.csv"))
-    method = _build_amn(cfg, base.num_classes - 1)
-    mean, std = method.normalization
-    train_set = AffinityLabelsDataset(base, labels.file("png"), build_train_transform(cfg.augment, mean, std))
-    result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
-    return TrainedAMN(cfg, sd, method, sd.read_frame("history.csv"))
+
+    def train_set(method: AMNMethod):
+        return AffinityLabelsDataset(base, labels.file("png"), build_train_transform(cfg.augment, *method.normalization))
+
+    done = train_stage(ctx, "amn", cfg.hashed(), cfg.run_name, partial(_build_amn, cfg, base.num_classes - 1),
+                       train_set, cfg.train, cfg.optim, progress=progress)
+    return TrainedAMN(cfg, done.stage, done.method, done.history)
 
 
 def amn_cams_stage(ctx: RunContext, trained: TrainedAMN, ir_labels: StageDir, split: str, tta: TTAConfig = TTAConfig(),

@@ -15,6 +15,7 @@ it under ``<work_dir>/runs/refinement/`` for notebook 08 and the segmentation no
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
@@ -47,8 +48,9 @@ from wsss_lib.stages.records import (
 )
 from wsss_lib.stages.saliency import SaliencyRun, hint_cams_stage, infer_saliency_stage, load_saliency_runs
 from wsss_lib.stages.scores import cached_confusion
+from wsss_lib.stages.training import load_trained, train_stage
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
+from wsss_lib.train.trainer import TrainConfig, seed_everything
 
 __all__ = ["AffinityStageConfig", "TrainedAffinity", "affinity_labels_stage", "train_affinity", "random_walk_stage",
            "pseudo_mask_stage", "mask_score_stage", "label_quality_stage", "RefinementSettings", "RefinementRun",
@@ -96,9 +98,8 @@ def _build(cfg: AffinityStageConfig, weights: str | None = None) -> AffinityMeth
 
 
 def _load_finished(cfg: AffinityStageConfig, sd: StageDir) -> TrainedAffinity:
-    method = _build(cfg, weights="none")
-    sd.load_into(method)
-    return TrainedAffinity(cfg, sd, method, sd.read_frame("history.csv"))
+    done = load_trained(sd, partial(_build, cfg))
+    return TrainedAffinity(cfg, done.stage, done.method, done.history)
 
 
 def affinity_labels_stage(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig, split: str,
@@ -124,16 +125,14 @@ def train_affinity(ctx: RunContext, cfg: AffinityStageConfig, labels: StageDir, 
     """Train (resume, or load) the affinity network on the labels in ``labels``."""
     if labels.key != cfg.labels_key:
         raise ValueError(f"affinity network configured with label stage {cfg.labels_key} but given {labels.key}")
-    sd = ctx.store.stage("affinity", cfg.hashed(), name=cfg.run_name)
-    if sd.done:
-        return _load_finished(cfg, sd)
-    method = _build(cfg)
-    mean, std = method.normalization
-    base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
-    train_set = AffinityLabelsDataset(base, labels.file("png"), build_train_transform(cfg.augment, mean, std))
-    result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
-    return _load_finished(cfg, sd)
+
+    def train_set(method: AffinityMethod):
+        base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
+        return AffinityLabelsDataset(base, labels.file("png"), build_train_transform(cfg.augment, *method.normalization))
+
+    done = train_stage(ctx, "affinity", cfg.hashed(), cfg.run_name, partial(_build, cfg), train_set, cfg.train,
+                       cfg.optim, progress=progress)
+    return TrainedAffinity(cfg, done.stage, done.method, done.history)
 
 
 def random_walk_stage(ctx: RunContext, trained: TrainedAffinity, cams: StageDir, split: str, cfg: RandomWalkConfig,

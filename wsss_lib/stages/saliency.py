@@ -15,6 +15,7 @@ per image, and writes atomically. ``run_saliency`` chains them for one hint sour
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -52,8 +53,9 @@ from wsss_lib.stages.records import (
     write_record,
 )
 from wsss_lib.stages.scores import cached_confusion
+from wsss_lib.stages.training import TrainedStage, load_trained, train_stage
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
+from wsss_lib.train.trainer import TrainConfig, seed_everything
 
 __all__ = ["C2AMStageConfig", "DetectorStageConfig", "TrainedSaliency", "train_c2am", "train_detector",
            "infer_saliency_stage", "pseudo_saliency_stage", "saliency_score_stage", "hint_cams_stage",
@@ -131,6 +133,7 @@ class TrainedSaliency:
 
 
 def _build(kind: str, cfg, weights: str | None = None) -> Method:
+    """The untrained model of ``kind`` (``weights=None``: as configured; ``"none"``: to load a finished stage into)."""
     backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
     seed_everything(cfg.train.seed)  # the new layers' initialisation is part of what the stage key names
     if kind == "c2am":
@@ -138,11 +141,13 @@ def _build(kind: str, cfg, weights: str | None = None) -> Method:
     return SaliencyDetectorMethod(create_saliency_detector(backbone, cfg.detector))
 
 
+def _trained(kind: str, cfg, done: TrainedStage) -> TrainedSaliency:
+    invert = bool(done.stage.read_json("orientation.json")["invert"]) if kind == "c2am" else False
+    return TrainedSaliency(kind, cfg, done.stage, done.method, done.history, invert)
+
+
 def _load_finished(kind: str, cfg, sd: StageDir) -> TrainedSaliency:
-    method = _build(kind, cfg, weights="none")
-    sd.load_into(method)
-    invert = bool(sd.read_json("orientation.json")["invert"]) if kind == "c2am" else False
-    return TrainedSaliency(kind, cfg, sd, method, sd.read_frame("history.csv"), invert)
+    return _trained(kind, cfg, load_trained(sd, partial(_build, kind, cfg)))
 
 
 @torch.no_grad()
@@ -169,43 +174,40 @@ def train_c2am(ctx: RunContext, cfg: C2AMStageConfig, hints: StageDir | None = N
                          f"{hints.key if hints is not None else 'none'}; pass the CAM stage the config names")
     if hints is not None and cfg.loss.hint_weight <= 0:
         raise ValueError("C2AM-H needs loss.hint_weight > 0 (hint_weight = 0 is plain C2AM: leave the hints out)")
-    sd = ctx.store.stage("c2am", cfg.hashed(), name=cfg.run_name)
-    if sd.done:
-        return _load_finished("c2am", cfg, sd)
-    method = _build("c2am", cfg)
-    mean, std = method.normalization
-    transform = build_train_transform(cfg.augment, mean, std)
-    if hints is not None:
+
+    def train_set(method: Method):
+        transform = build_train_transform(cfg.augment, *method.normalization)
+        if hints is None:
+            return open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
+                                transform=transform)
         base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
-        train_set = HintedDataset(base, hints.file("npz"), transform)
-    else:
-        train_set = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
-                                 transform=transform)
-    result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    if hints is not None:
-        orientation = {"invert": False, "rule": "hints anchor the first partition as foreground (P-NOC drops the heuristic)"}
-    else:
-        plain = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=False)
-        orientation = _border_orientation(method, plain, cfg)
-    atomic_write_json(sd.file("orientation.json"), orientation)
-    sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), epochs=cfg.train.epochs, invert=orientation["invert"])
-    return _load_finished("c2am", cfg, sd)
+        return HintedDataset(base, hints.file("npz"), transform)
+
+    def orientation(method: Method, sd: StageDir) -> dict[str, Any]:
+        if hints is not None:
+            found = {"invert": False, "rule": "hints anchor the first partition as foreground (P-NOC drops the heuristic)"}
+        else:
+            plain = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=False)
+            found = _border_orientation(method, plain, cfg)
+        atomic_write_json(sd.file("orientation.json"), found)
+        return {"invert": found["invert"]}
+
+    return _trained("c2am", cfg, train_stage(ctx, "c2am", cfg.hashed(), cfg.run_name, partial(_build, "c2am", cfg),
+                                             train_set, cfg.train, cfg.optim, after=orientation, progress=progress))
 
 
 def train_detector(ctx: RunContext, cfg: DetectorStageConfig, pseudo: StageDir, progress: bool = True) -> TrainedSaliency:
     """Train (resume, or load) the saliency detector on the pseudo-saliency masks in ``pseudo``."""
     if pseudo.key != cfg.pseudo_key:
         raise ValueError(f"detector configured with pseudo-saliency stage {cfg.pseudo_key} but given {pseudo.key}")
-    sd = ctx.store.stage("detector", cfg.hashed(), name=cfg.run_name)
-    if sd.done:
-        return _load_finished("detector", cfg, sd)
-    method = _build("detector", cfg)
-    mean, std = method.normalization
-    base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
-    train_set = PseudoSaliencyDataset(base, pseudo.file("png"), build_train_transform(cfg.augment, mean, std))
-    result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress)
-    sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), epochs=cfg.train.epochs)
-    return _load_finished("detector", cfg, sd)
+
+    def train_set(method: Method):
+        base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
+        return PseudoSaliencyDataset(base, pseudo.file("png"), build_train_transform(cfg.augment, *method.normalization))
+
+    return _trained("detector", cfg, train_stage(ctx, "detector", cfg.hashed(), cfg.run_name,
+                                                 partial(_build, "detector", cfg), train_set, cfg.train, cfg.optim,
+                                                 progress=progress))
 
 
 def infer_saliency_stage(ctx: RunContext, trained: TrainedSaliency, split: str, scales: tuple[float, ...],

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
@@ -42,8 +43,9 @@ from wsss_lib.stages.records import (
 )
 from wsss_lib.stages.refinement import load_refinement_runs, mask_score_stage
 from wsss_lib.stages.scores import cached_confusion
+from wsss_lib.stages.training import train_stage
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit, seed_everything
+from wsss_lib.train.trainer import TrainConfig, seed_everything
 
 __all__ = ["GROUND_TRUTH", "SegmentationStageConfig", "TrainedSegmentation", "train_segmentation", "predict_stage",
            "prediction_score_stage", "export_test_stage", "SegmentationSettings", "SegmentationRun",
@@ -102,21 +104,17 @@ def train_segmentation(ctx: RunContext, cfg: SegmentationStageConfig, masks: Sta
         raise ValueError(f"segmentation network configured with mask stage {cfg.masks_key or 'ground truth'!r} but "
                          f"given {masks.key if masks is not None else 'ground truth'!r}")
     base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
-    sd = ctx.store.stage("segmentation", cfg.hashed(), name=cfg.run_name)
-    if not sd.done:
-        method = _build(cfg, base.num_classes)
+
+    def train_set(method: SegmentationMethod):
         transform = build_train_transform(cfg.augment, *method.normalization)
-        if masks is None:
-            base.transform = transform
-            train_set = base
-        else:
-            train_set = PseudoMaskDataset(base, masks.path / MASK_FOLDER, transform)
-        result = fit(method, train_set, None, cfg.train, cfg.optim, sd.path, resume=True, progress=progress,
-                     max_steps=cfg.iterations)
-        sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), steps=int(cfg.iterations or 0), epochs=int(result.history["epoch"].max()))
-    method = _build(cfg, base.num_classes, weights="none")
-    sd.load_into(method)
-    return TrainedSegmentation(cfg, sd, method, sd.read_frame("history.csv"))
+        if masks is None:  # the ground truth: the same split, opened with the training transform
+            return open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
+                                transform=transform)
+        return PseudoMaskDataset(base, masks.path / MASK_FOLDER, transform)
+
+    done = train_stage(ctx, "segmentation", cfg.hashed(), cfg.run_name, partial(_build, cfg, base.num_classes),
+                       train_set, cfg.train, cfg.optim, max_steps=int(cfg.iterations or 0), progress=progress)
+    return TrainedSegmentation(cfg, done.stage, done.method, done.history)
 
 
 def predict_stage(ctx: RunContext, trained: TrainedSegmentation, split: str, cfg: SegInferenceConfig,

@@ -1,0 +1,64 @@
+"""The shape every training stage shares (classifiers, C²AM, the saliency detector, the affinity network, AMN,
+DeepLab), as ``stages/inference.py`` is for the per-image stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pandas as pd
+
+from wsss_lib.artifacts import StageDir
+from wsss_lib.methods.base import Method
+from wsss_lib.stages.context import RunContext
+from wsss_lib.train.optim import OptimConfig
+from wsss_lib.train.trainer import TrainConfig, fit
+
+__all__ = ["TrainedStage", "train_stage", "load_trained"]
+
+
+@dataclass(frozen=True)
+class TrainedStage:
+    """A finished training stage: its folder, the method rebuilt from ``model.pt`` (on the CPU) and its history."""
+
+    stage: StageDir
+    method: Method
+    history: pd.DataFrame
+
+
+def load_trained(sd: StageDir, build: Callable[[str | None], Method]) -> TrainedStage:
+    """The finished stage ``sd``: ``build("none")`` (the architecture without pretrained weights: ``model.pt`` holds
+    every weight and is loaded strictly, so loading needs no hub or offline weights)."""
+    method = build("none")
+    sd.load_into(method)
+    return TrainedStage(sd, method, sd.read_frame("history.csv"))
+
+
+def train_stage(ctx: RunContext, stage: str, key: Any, name: str, build: Callable[[str | None], Method],
+                train_set: Callable[[Method], Any], train: TrainConfig, optim: OptimConfig, *, eval_set: Any = None,
+                max_steps: int = 0, after: Callable[[Method, StageDir], dict[str, Any]] | None = None,
+                progress: bool = True) -> TrainedStage:
+    """Train (or resume, or reuse) the stage ``stage`` keyed by ``key``.
+
+    - ``build(weights)`` makes the method: ``weights=None`` as configured (pretrained weights, seeded new layers),
+      ``"none"`` the bare architecture that a finished stage's ``model.pt`` is loaded into;
+    - ``train_set(method)`` opens the training set (with the method's normalisation in its transform); it is called
+      only when there is something to train;
+    - :func:`~wsss_lib.train.trainer.fit` resumes from the stage's checkpoint; ``max_steps`` counts optimizer steps
+      instead of epochs (DeepLab-v2);
+    - ``after(method, sd)`` writes what the stage keeps beside the weights and returns extra ``DONE.json`` fields.
+
+    The weights are saved from the CPU, and the method returned is always the one loaded back from ``model.pt``:
+    a stage trained now and the same stage reused later give the same object.
+    """
+    sd = ctx.store.stage(stage, key, name=name)
+    if not sd.done:
+        method = build(None)
+        result = fit(method, train_set(method), eval_set, train, optim, sd.path, resume=True, progress=progress,
+                     max_steps=max_steps)
+        extra = after(method, sd) if after is not None else {}
+        epochs = int(result.history["epoch"].max()) if len(result.history) else train.epochs
+        steps = {"steps": int(max_steps)} if max_steps else {}
+        sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), epochs=epochs, **steps,
+                           **extra)
+    return load_trained(sd, build)
