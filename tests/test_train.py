@@ -171,3 +171,41 @@ def test_max_steps_overrides_epochs_and_spans_the_schedule(tmp_path):
     # resuming a finished run does nothing more
     again = fit(ToyMethod(), ToySet(), None, CFG, OPT, tmp_path / "m", progress=False, max_steps=5)
     assert again.history["epoch"].tolist() == [1, 2]
+
+
+class WorkerCounting(ToyMethod):
+    """Counts the live DataLoader worker processes at every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.workers: list[int] = []
+
+    def losses(self, phase, batch, info, cache):
+        import multiprocessing
+
+        self.workers.append(len(multiprocessing.active_children()))
+        return super().losses(phase, batch, info, cache)
+
+
+def test_each_epoch_stops_its_loader_workers(tmp_path, monkeypatch):
+    """In a notebook the progress bar (tqdm.notebook) holds the epoch's iterator in a reference cycle: without an
+    explicit shutdown every finished epoch left its workers alive until the garbage collector ran, and the join
+    stalled a later step. A bar with such a cycle, and the collector off, must still leave 2 workers per epoch."""
+    import gc
+
+    import wsss_lib.train.trainer as trainer
+
+    class CyclicBar(trainer.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.me = self  # what tqdm.notebook's display closure amounts to
+
+    monkeypatch.setattr(trainer, "tqdm", CyclicBar)
+    method = WorkerCounting()
+    gc.disable()
+    try:
+        fit(method, ToySet(), None, TrainConfig(**{**CFG.__dict__, "num_workers": 2}), OPT, tmp_path, progress=True)
+    finally:
+        gc.enable()
+        gc.collect()
+    assert len(method.workers) == 9 and set(method.workers) == {2}, method.workers

@@ -69,6 +69,13 @@ class TrainResult:
     seconds: float
 
 
+def _stop_workers(batches) -> None:
+    """Shut down a DataLoader iterator's worker processes (a no-op without workers)."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -256,38 +263,45 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
         # which for a DataLoader starts (and drops) a second set of workers and draws from loader_generator
         batches = iter(loader)
         bar = tqdm(batches, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
-        for batch in bar:
-            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-            if cfg.channels_last:
-                batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
-            step = epoch * steps_per_epoch + micro // optim.accumulate_steps
-            info = StepInfo(step=step, total_steps=total_steps, epoch=epoch)
-            cache: dict = {}
-            total = torch.zeros(())
-            for phase in method.phases:
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    terms = method.losses(phase, batch, info, cache)
-                if not terms:
-                    continue
-                total = sum(terms.values())
-                for name, value in terms.items():
-                    if not torch.isfinite(value.detach()).all():
-                        raise FloatingPointError(
-                            f"{out_dir.name}: loss term {phase}/{name} is {value.item()} at step {step} (epoch "
-                            f"{epoch + 1}); the last good checkpoint is {checkpoint if checkpoint.is_file() else 'none yet'}")
-                    sums[f"{phase}/{name}"] = sums.get(f"{phase}/{name}", 0.0) + float(value.detach())
-                if optim.accumulate_mode == "mean":
-                    total = total / optim.accumulate_steps
-                scalers[phase].scale(total).backward()
-                if method.step_after_each_phase and window_ends(micro):
-                    step_phase(phase, info)
-            micro += 1
-            if not method.step_after_each_phase and micro % optim.accumulate_steps == 0:
+        try:
+            for batch in bar:
+                batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+                if cfg.channels_last:
+                    batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+                step = epoch * steps_per_epoch + micro // optim.accumulate_steps
+                info = StepInfo(step=step, total_steps=total_steps, epoch=epoch)
+                cache: dict = {}
+                total = torch.zeros(())
                 for phase in method.phases:
-                    step_phase(phase, info)
-            if micro >= epoch_steps * optim.accumulate_steps:
-                break
-            bar.set_postfix(loss=f"{float(total.detach()):.4f}")
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        terms = method.losses(phase, batch, info, cache)
+                    if not terms:
+                        continue
+                    total = sum(terms.values())
+                    for name, value in terms.items():
+                        if not torch.isfinite(value.detach()).all():
+                            raise FloatingPointError(
+                                f"{out_dir.name}: loss term {phase}/{name} is {value.item()} at step {step} (epoch "
+                                f"{epoch + 1}); the last good checkpoint is {checkpoint if checkpoint.is_file() else 'none yet'}")
+                        sums[f"{phase}/{name}"] = sums.get(f"{phase}/{name}", 0.0) + float(value.detach())
+                    if optim.accumulate_mode == "mean":
+                        total = total / optim.accumulate_steps
+                    scalers[phase].scale(total).backward()
+                    if method.step_after_each_phase and window_ends(micro):
+                        step_phase(phase, info)
+                micro += 1
+                if not method.step_after_each_phase and micro % optim.accumulate_steps == 0:
+                    for phase in method.phases:
+                        step_phase(phase, info)
+                if micro >= epoch_steps * optim.accumulate_steps:
+                    break
+                bar.set_postfix(loss=f"{float(total.detach()):.4f}")
+        finally:
+            # stop this epoch's loader workers now: the loop leaves the iterator on its last batch, and an abandoned
+            # iterator keeps its workers (and makes a later step wait for them) until the garbage collector frees
+            # the progress bar that refers to it
+            bar.close()
+            _stop_workers(batches)
         row = {"epoch": epoch + 1, **{k: v / max(micro, 1) for k, v in sums.items()},
                "lr": optimizers[method.phases[0]].param_groups[0]["lr"]}
         # finite by construction: nothing non-finite is evaluated, checkpointed or called good
