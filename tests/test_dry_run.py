@@ -11,8 +11,8 @@ from PIL import Image
 from wsss_lib.config import load_profile
 from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.data.fixtures import ABSENT_FROM_TRAIN, COCO_CATEGORIES, write_coco_fixture, write_voc_fixture
-from wsss_lib.dry_run import CAPS, dry_run_parameters, dry_run_profile_name
-from wsss_lib.stages.context import DRY_RUN_NOTE, RunContext
+from wsss_lib.dry_run import CAPS, SMALL_BACKBONES, dry_run_parameters, dry_run_profile_name, is_dry_run_profile
+from wsss_lib.stages.context import DRY_RUN_NOTE, SMALL_DRY_RUN_NOTE, RunContext
 
 
 def test_voc_fixture_has_what_the_real_tree_has(tmp_path):
@@ -73,6 +73,39 @@ def test_caps_keep_the_profile_code_path_and_say_what_changed():
     assert rib["lr"] == 1e-5 and rib["steps"] == 1
     assert dry_run_parameters({"weights": "offline-lite0"})[0]["weights"] == "offline-lite0"
     assert dry_run_profile_name("paper-coco") == "paper-coco-dry" == dry_run_profile_name("paper-coco-dry")
+
+
+def test_small_backbones_swap_each_backbone_for_the_smallest_of_its_family_and_say_so(tmp_path):
+    import pandas as pd
+    import timm
+
+    profile = load_profile("paper-voc")
+    params = {**profile["common"], **profile["notebooks"]["07_saliency_c2amh"]}
+    capped, changed = dry_run_parameters(params, small_backbones=True)
+    assert capped["profile"] == "paper-voc-small-dry" and is_dry_run_profile(capped["profile"])
+    assert changed["backbone"] == ("resnest269e", "resnest14d")
+    assert changed["detector_backbone"] == ("resnet50", "resnet26")
+    assert capped["epochs"] == 1 and capped["weights"] == "none"  # the ordinary caps still apply
+    assert dry_run_parameters(params)[0]["backbone"] == "resnest269e"  # only with small_backbones
+    assert dry_run_parameters({"backbone": "tf_efficientnet_lite0"}, True)[0]["backbone"] == "tf_efficientnet_lite0"
+    for small in set(SMALL_BACKBONES.values()):
+        assert small in timm.list_models(), small
+    ctx = RunContext.create("paper-voc-small-dry", str(tmp_path / "w"), str(tmp_path / "r"))
+    ctx.save_table(pd.DataFrame({"a": [1.0]}), "t", "A caption.")
+    assert (tmp_path / "r" / "tables" / "t.md").read_text().startswith(SMALL_DRY_RUN_NOTE + " A caption.")
+    assert "smallest of its family" in SMALL_DRY_RUN_NOTE
+
+
+def test_every_profile_backbone_has_a_small_substitute_of_its_family():
+    from wsss_lib.config import available_profiles
+
+    names = set()
+    for name in available_profiles():
+        for block in [load_profile(name)["common"], *load_profile(name)["notebooks"].values()]:
+            names |= {v for k, v in (block or {}).items() if k.endswith("backbone") and isinstance(v, str)}
+    for name in names - {"tf_efficientnet_lite0"}:  # already the smallest: offline weights, kept as it is
+        assert name in SMALL_BACKBONES, name
+        assert SMALL_BACKBONES[name].rstrip("d").rstrip("0123456789") == name.rstrip("ed").rstrip("0123456789"), name
 
 
 def test_every_cap_names_a_parameter_of_some_notebook():

@@ -164,29 +164,33 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def run_profile(profile_name: str, only: list[str] | None = None, force: bool = False, data_root: str | None = None,
-                timeout: int | None = None, dry_run: bool = False, overrides: dict[str, Any] | None = None) -> int:
+                timeout: int | None = None, dry_run: bool = False, overrides: dict[str, Any] | None = None,
+                small_backbones: bool = False) -> int:
     """Run the repository's notebooks with a named profile; returns the exit status. ``dry_run``: see
-    :mod:`wsss_lib.dry_run` (profile ``<name>-dry``, capped parameters, generated fixtures without ``data_root``)."""
+    :mod:`wsss_lib.dry_run` (profile ``<name>-dry``, capped parameters, generated fixtures without ``data_root``;
+    ``small_backbones``: profile ``<name>-small-dry``, each backbone the smallest of its family)."""
+    if small_backbones and not dry_run:
+        raise SystemExit("--small-backbones is a cap of the dry run: use it with --dry-run")
     profile = load_profile(profile_name)
     notebooks = profile_notebooks(profile, profile_name, discover_notebooks(repo_root() / "notebooks", only), only)
     profile = apply_overrides(profile, notebooks, dict(overrides or {}))
     if overrides:
         profile["overrides"] = dict(overrides)
     if dry_run:
-        dry_name = dry_run_profile_name(profile_name)
+        dry_name = dry_run_profile_name(profile_name, small_backbones)
         if not data_root:
             dataset = dataset_family(str(profile["common"].get("dataset", "synthetic")))
             fixtures = dry_run_data(profile_name, dataset, work_dir(dry_name))
             data_root = str(fixtures) if fixtures is not None else None
         return run_notebooks(profile, dry_name, notebooks, reports_dir(dry_name), force=force, data_root=data_root,
-                             timeout=timeout, dry_run=True)
+                             timeout=timeout, dry_run=True, small_backbones=small_backbones)
     return run_notebooks(profile, profile_name, notebooks, reports_dir(profile_name),
                          force=force, data_root=data_root, timeout=timeout)
 
 
 def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Path], out_dir: Path, *,
                   force: bool = False, data_root: str | None = None, timeout: int | None = None,
-                  dry_run: bool = False) -> int:
+                  dry_run: bool = False, small_backbones: bool = False) -> int:
     """Validate every notebook's parameters, then execute them in order (see the module docstring)."""
     import papermill as pm
 
@@ -194,9 +198,10 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
     caps: dict[str, dict[str, list]] = {}
     if dry_run:
         for stem, params in params_by_nb.items():
-            params_by_nb[stem], changed = dry_run_parameters(params)
+            params_by_nb[stem], changed = dry_run_parameters(params, small_backbones)
             caps[stem] = {k: [a, b] for k, (a, b) in changed.items()}
-        tqdm.write(f"dry run of {profile_name.removesuffix('-dry')}: data {data_root}; caps (wsss_lib.dry_run.CAPS) "
+        tqdm.write(f"dry run of {profile_name.removesuffix('-dry')}: data {data_root}; caps (wsss_lib.dry_run.CAPS"
+                   f"{' + SMALL_CAPS' if small_backbones else ''}) "
                    f"change {sorted({k for c in caps.values() for k in c})}; backbone weights "
                    + ("random (the profile asks for hub weights; --dry-run only)"
                       if any("weights" in c for c in caps.values()) else "as the profile says"))
@@ -211,6 +216,7 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
     }
     if dry_run:
         manifest["dry_run_caps"] = caps
+        manifest["small_backbones"] = small_backbones
     status = 0
     bar = tqdm(notebooks, desc=f"profile {profile_name}", unit="notebook")
     for nb in bar:
@@ -263,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run every notebook with the profile's code path but capped data, steps, batch and image "
                              "size, random weights where the profile asks for hub weights; writes <profile>-dry "
                              "folders; without --data, generated VOC/COCO-layout fixtures (see wsss_lib.dry_run)")
+    parser.add_argument("--small-backbones", action="store_true",
+                        help="with --dry-run: every backbone the smallest timm model of its family (ResNeSt-269 -> "
+                             "ResNeSt-14d, ResNet-50/101 -> ResNet-26); writes <profile>-small-dry folders; what CI runs")
     parser.add_argument("--verify", action="store_true",
                         help="check every finished stage a notebook uses against the SHA-256 hashes its DONE.json "
                              "recorded, not only the sizes (sets WSSS_VERIFY=1 for the notebooks)")
@@ -273,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verify:
         os.environ["WSSS_VERIFY"] = "1"  # the papermill kernels inherit it
     return run_profile(args.profile, only=args.only, force=args.force, data_root=args.data, timeout=args.timeout,
-                       dry_run=args.dry_run, overrides=dict(args.overrides))
+                       dry_run=args.dry_run, overrides=dict(args.overrides), small_backbones=args.small_backbones)
 
 
 if __name__ == "__main__":

@@ -14,15 +14,16 @@ import matplotlib
 import pandas as pd
 
 from wsss_lib.artifacts import ArtifactStore
-from wsss_lib.dry_run import is_dry_run_profile
+from wsss_lib.dry_run import DRY_SUFFIX, SMALL_SUFFIX, is_dry_run_profile
 from wsss_lib.io import atomic_path, atomic_write_text
 from wsss_lib.paths import reports_dir as default_reports_dir
 from wsss_lib.paths import work_dir as default_work_dir
 
-__all__ = ["RunContext", "DRY_RUN_NOTE", "SMOKE_NOTE", "WIRING_CHECK_PROFILES"]
+__all__ = ["RunContext", "DRY_RUN_NOTE", "SMALL_DRY_RUN_NOTE", "SMOKE_NOTE", "WIRING_CHECK_PROFILES"]
 
 DRY_RUN_NOTE = ("DRY RUN (wsss_lib.dry_run: fixture data, capped steps and sizes, random weights where the profile "
                 "asks for hub weights): a wiring check, these numbers mean nothing.")
+SMALL_DRY_RUN_NOTE = DRY_RUN_NOTE.replace("hub weights)", "hub weights, each backbone the smallest of its family)")
 SMOKE_NOTE = ("SMOKE (profile smoke, the notebooks' defaults: the tiny synthetic dataset, one short epoch per "
               "training stage): a wiring check that every code path runs; these numbers compare nothing. "
               "Measured comparisons: README, section 'Results'.")
@@ -73,7 +74,9 @@ class RunContext:
     @property
     def note(self) -> str:
         """What every table caption and figure of a wiring check starts with (empty for a real run)."""
-        return DRY_RUN_NOTE if self.dry_run else SMOKE_NOTE if self.wiring_check else ""
+        if self.dry_run:
+            return SMALL_DRY_RUN_NOTE if self.profile.endswith(SMALL_SUFFIX + DRY_SUFFIX) else DRY_RUN_NOTE
+        return SMOKE_NOTE if self.wiring_check else ""
 
     def expect(self, condition: bool, message: str) -> bool:
         """A check of what a *trained* model must achieve (quality, not wiring), e.g. "the CAM clears the label-only
