@@ -23,3 +23,18 @@ def test_random_walk_bench_runs_each_walk_in_its_own_process(tmp_path):
     frame = pd.read_csv(out)
     assert list(frame["impl"]) == ["sparse", "dense"] and (frame["seconds"] > 0).all() and (frame["grid"] == 12).all()
     assert frame["note"].isna().all()
+
+
+def test_gpu_check_wiring_on_cpu(tmp_path, monkeypatch):
+    """make gpu-check's script at toy sizes (no compile row, no dry run): rows, the same-run ratio, the walk."""
+    import wsss_lib.gpu_check as gpu_check
+
+    rows = tuple(r for r in gpu_check.TRAIN_ROWS if not r[3] and r[0] == "cam")
+    monkeypatch.setattr(gpu_check, "TRAIN_ROWS", rows)
+    assert gpu_check.main(["--device", "cpu", "--quick", "--no-dry-run", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "gpu-check-cpu.md").read_text()
+    assert "| cam fp16 NCHW |" in text and "| cam fp16 channels_last |" in text
+    assert "- cam: " in text and "x images/s" in text and "Dry run: skipped" in text
+    assert "sparse walk at 128 px: exit status 0" in text
+    assert (tmp_path / "cpu.csv").is_file() and (tmp_path / "rw-cpu.csv").is_file()
+    assert gpu_check.OFFICIAL in rows and gpu_check.DEFAULT in rows

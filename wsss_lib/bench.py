@@ -44,6 +44,8 @@ class BenchConfig:
     device: str = "auto"
     amp: str = "off"
     channels_last: bool = True
+    compile: bool = False
+    """``torch.compile`` every network of the method (default mode); the first warm-up step includes compiling."""
     warmup: int = 2
     steps: int = 5
     tta_image: int = 0
@@ -72,6 +74,9 @@ def benchmark(cfg: BenchConfig) -> dict:
                           untrained_ordinary=True).to(device)
     if cfg.channels_last:
         method = method.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        for name, child in list(method.named_children()):
+            setattr(method, name, torch.compile(child))
     optimizers = {p: build_optimizer(method.param_groups(p, 0.01, 1e-4), OptimConfig(lr=0.01), 10_000)
                   for p in method.phases}
     scalers = {p: torch.amp.GradScaler("cuda", enabled=amp == torch.float16) for p in method.phases}
@@ -134,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", nargs="+", default=["off"], choices=["off", "fp16", "bf16"])
     parser.add_argument("--no-channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the method's networks")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--tta-image", type=int, default=0, help="square image side for TTA timing (0 = skip)")
@@ -146,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = BenchConfig(method=method, backbone=args.backbone, crop=args.crop, output_stride=args.output_stride,
                               batch=args.batch,
                               num_classes=args.num_classes, device=args.device, amp=amp,
-                              channels_last=not args.no_channels_last, warmup=args.warmup, steps=args.steps,
+                              channels_last=not args.no_channels_last, compile=args.compile, warmup=args.warmup,
+                              steps=args.steps,
                               tta_image=args.tta_image)
             row = benchmark(cfg)
             rows.append(row)
