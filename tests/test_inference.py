@@ -58,11 +58,11 @@ class TwoImages:
 
 def test_infer_cams_writes_files_and_resumes(tmp_path):
     counts = infer_cams(ColumnNet(), TwoImages(), tmp_path, (0,) * 3, (1,) * 3, TTAConfig(scales=(1.0,)), progress=False)
-    assert counts == {"computed": 2, "skipped": 0}
+    assert counts == {"computed": 2, "skipped": 0, "missing": 0}
     record = load_cam(cam_path(tmp_path, "x"))
     assert record.keys.tolist() == [1, 3] and record.hr_cam.shape == (2, 16, 20) and record.cam.shape == (2, 4, 5)
     assert load_cam(cam_path(tmp_path, "y")).keys.size == 0
-    assert infer_cams(ColumnNet(), TwoImages(), tmp_path, (0,) * 3, (1,) * 3, progress=False) == {"computed": 0, "skipped": 2}
+    assert infer_cams(ColumnNet(), TwoImages(), tmp_path, (0,) * 3, (1,) * 3, progress=False) == {"computed": 0, "skipped": 2, "missing": 0}
 
 
 def test_cam_io_validation(tmp_path):

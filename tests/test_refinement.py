@@ -191,7 +191,7 @@ def test_for_each_missing_resumes_and_runs_in_processes(tmp_path):
     (tmp_path / "im0.txt").write_text("old")
     counts = for_each_missing(ids, lambda i: tmp_path / f"{i}.txt", lambda i, p: atomic_write_text(p, i),
                               progress=False, workers=2)
-    assert counts == {"computed": 6, "skipped": 1}
+    assert counts == {"computed": 6, "skipped": 1, "missing": 0}
     assert (tmp_path / "im0.txt").read_text() == "old" and (tmp_path / "im6.txt").read_text() == "im6"
 
     def fail_on_3(image_id, path):

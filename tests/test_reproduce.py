@@ -157,3 +157,27 @@ def test_benchmark_check_reads_the_study_recipe_as_notebook_01_would():
     assert study["device"] == "auto"  # not in the profile: the notebook's default
     assert notebook_namespace("study-stress", "01_cam_baseline")["dataset"] == "synthetic-v2-stress"
     assert PriorsSettings.from_namespace(study).tta_scales == (0.5, 1.0, 1.5, 2.0)
+
+
+def test_a_pending_shard_stops_the_batch_cleanly(tmp_path, monkeypatch, capsys):
+    """A notebook whose per-image stage is waiting for other shards stops the run with exit status 0."""
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    make_notebook(nb_dir / "00_stage.ipynb", 'profile = "smoke"',
+                  'from wsss_lib.artifacts import ShardPending\nraise ShardPending("3 of 10 images of other shards")')
+    make_notebook(nb_dir / "01_after.ipynb", 'profile = "smoke"', 'raise AssertionError("must not run")')
+    monkeypatch.setenv("WSSS_SHARD", "1/2")
+    out = tmp_path / "reports"
+    assert run_notebooks({"common": {"profile": "t"}, "notebooks": {}}, "t", discover_notebooks(nb_dir), out) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["shard"] == "1/2" and manifest["notebooks"]["00_stage"]["status"] == "shard-pending"
+    assert "01_after" not in manifest["notebooks"]
+    assert "shard 1/2 stopped at 00_stage" in capsys.readouterr().out
+
+
+def test_shard_option_is_checked(capsys):
+    from wsss_lib.reproduce import main
+
+    with pytest.raises(SystemExit):
+        main(["--profile", "smoke", "--shard", "3/3"])
+    assert "0 <= index < count" in capsys.readouterr().err

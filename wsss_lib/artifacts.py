@@ -37,7 +37,7 @@ import pandas as pd
 from wsss_lib.config import config_hash, to_dict
 from wsss_lib.io import atomic_path, atomic_write_json, atomic_write_text, reading, remove_stale_temporaries
 
-__all__ = ["ArtifactStore", "StageDir", "StageNotFoundError", "ArtifactCorruptError", "verify_enabled",
+__all__ = ["ArtifactStore", "StageDir", "StageNotFoundError", "ArtifactCorruptError", "ShardPending", "verify_enabled",
            "DEFAULT_HASH_LIMIT"]
 
 DEFAULT_HASH_LIMIT = 2 * 1024**3
@@ -50,6 +50,11 @@ T = TypeVar("T")
 
 class StageNotFoundError(FileNotFoundError):
     """An upstream stage a notebook needs has not been run (with this configuration) yet."""
+
+
+class ShardPending(RuntimeError):
+    """This process finished its shard of a per-image stage, and other shards' images are still missing: the stage
+    is marked done by whichever shard finishes last (a clean stop for a SLURM array task, not a failure)."""
 
 
 class ArtifactCorruptError(RuntimeError):
@@ -190,6 +195,15 @@ class StageDir:
         with atomic_path(self.path / name) as tmp:
             torch.save(state, tmp)
         return self.path / name
+
+    def finish_images(self, images: int, counts: dict[str, Any]) -> None:
+        """End a per-image stage after :func:`~wsss_lib.io.for_each_missing` (``counts``): ``DONE.json`` if every
+        image's output exists, else :class:`ShardPending` (this shard is done, others are not)."""
+        if counts.get("missing"):
+            raise ShardPending(f"{self.path}: shard {counts.get('shard', '?')} finished; {counts['missing']} of "
+                               f"{images} images of other shards are still missing. The shard that writes the last "
+                               "image marks the stage done; rerun (any shard) after the others to continue.")
+        self.mark_done(images=images, **{k: v for k, v in counts.items() if k != "missing"})
 
     def finish_training(self, state: dict, **summary: Any) -> None:
         """End a training stage: save the final weights as ``model.pt``, remove the resume checkpoint (the same

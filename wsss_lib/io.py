@@ -28,6 +28,7 @@ import shutil
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -46,6 +47,9 @@ __all__ = [
     "atomic_save_npz",
     "atomic_save_image",
     "for_each_missing",
+    "Shard",
+    "parse_shard",
+    "current_shard",
     "append_csv_rows",
 ]
 
@@ -214,13 +218,62 @@ def atomic_save_image(path: str | os.PathLike, image, **save_kwargs) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+@dataclass(frozen=True)
+class Shard:
+    """One of ``count`` strided, unpadded shards of a split: images ``index, index + count, ...`` (every image in
+    exactly one shard, none twice, unlike ``DistributedSampler``, which pads with duplicates)."""
+
+    index: int = 0
+    count: int = 1
+    source: str = "default"
+
+    def __post_init__(self) -> None:
+        if not (self.count >= 1 and 0 <= self.index < self.count):
+            raise ValueError(f"shard {self.index}/{self.count} (from {self.source}): expected 0 <= index < count")
+
+    def select(self, ids: list[str]) -> list[str]:
+        return ids[self.index::self.count]
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str, source: str = "--shard") -> Shard:
+    """``"i/n"`` (0-based) as a :class:`Shard`; anything else is an error naming ``source``."""
+    index, sep, count = str(text).partition("/")
+    if not sep or not index.strip().isdigit() or not count.strip().isdigit():
+        raise ValueError(f"{source}={text!r}: expected INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4")
+    return Shard(int(index), int(count), source)
+
+
+def current_shard(environ: dict[str, str] | None = None) -> Shard:
+    """The shard of this process for every per-image stage: ``WSSS_SHARD=i/n`` (``reproduce --shard i/n`` sets it
+    for the notebooks), else a SLURM job array (``SLURM_ARRAY_TASK_ID`` - ``SLURM_ARRAY_TASK_MIN`` of
+    ``SLURM_ARRAY_TASK_COUNT``), else torchrun's ``RANK`` of ``WORLD_SIZE``, else the whole split (0/1)."""
+    env = os.environ if environ is None else environ
+    if env.get("WSSS_SHARD"):
+        return parse_shard(env["WSSS_SHARD"], "WSSS_SHARD")
+    if env.get("SLURM_ARRAY_TASK_ID") and env.get("SLURM_ARRAY_TASK_COUNT"):
+        task = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+        return Shard(task, int(env["SLURM_ARRAY_TASK_COUNT"]), "SLURM_ARRAY_TASK_ID")
+    if env.get("WORLD_SIZE") and env.get("RANK"):
+        return Shard(int(env["RANK"]), int(env["WORLD_SIZE"]), "RANK/WORLD_SIZE")
+    return Shard()
+
+
 def for_each_missing(ids: Iterable[str], path_of: Callable[[str], Path], write: Callable[[str, Path], None], *,
-                     desc: str = "", progress: bool = True, workers: int = 1) -> dict[str, int]:
+                     desc: str = "", progress: bool = True, workers: int = 1,
+                     shard: Shard | None = None) -> dict[str, Any]:
     """The resumable per-image loop of every inference/refinement stage.
 
     For each id whose output ``path_of(id)`` does not exist yet, ``write(id, path)`` produces it (atomically:
     the ``atomic_*`` writers above); existing files are kept, so an interrupted stage resumes where it stopped.
-    Returns ``{"computed", "skipped"}`` counts (recorded in the stage's ``DONE.json``).
+    Returns ``{"computed", "skipped", "missing"}``: this call's counts, and how many outputs of the whole split are
+    still missing afterwards (recorded in the stage's ``DONE.json``; see ``StageDir.finish_images``).
+
+    ``shard`` (default :func:`current_shard`: ``WSSS_SHARD``, a SLURM array task, or a torchrun rank) restricts the
+    call to that shard's images; shards never talk to each other, and the stage is finished by whichever shard
+    finds every output present (``"shard"`` is added to the counts when the split is sharded).
 
     ``workers > 1`` splits the missing ids over that many forked processes (Linux; for CPU-bound steps such as
     the dense CRF, which is single-threaded). The parent shows the progress by counting finished files; a worker
@@ -228,8 +281,10 @@ def for_each_missing(ids: Iterable[str], path_of: Callable[[str], Path], write: 
     stay valid for the resume.
     """
     ids = list(ids)
-    todo = [i for i in ids if not Path(path_of(i)).is_file()]
-    skipped = len(ids) - len(todo)
+    shard = shard if shard is not None else current_shard()
+    mine = shard.select(ids)
+    todo = [i for i in mine if not Path(path_of(i)).is_file()]
+    skipped = len(mine) - len(todo)
     for image_id in todo:
         Path(path_of(image_id)).parent.mkdir(parents=True, exist_ok=True)
     if workers > 1 and len(todo) > 1 and "fork" in multiprocessing.get_all_start_methods():
@@ -237,7 +292,11 @@ def for_each_missing(ids: Iterable[str], path_of: Callable[[str], Path], write: 
     else:
         for image_id in tqdm(todo, desc=desc, disable=not progress):
             write(image_id, Path(path_of(image_id)))
-    return {"computed": len(todo), "skipped": skipped}
+    counts: dict[str, Any] = {"computed": len(todo), "skipped": skipped,
+                              "missing": sum(not Path(path_of(i)).is_file() for i in ids) if shard.count > 1 else 0}
+    if shard.count > 1:
+        counts["shard"] = str(shard)
+    return counts
 
 
 def _run_forked(todo: list[str], path_of, write, desc: str, progress: bool, workers: int) -> None:

@@ -37,7 +37,7 @@ from wsss_lib.config import available_profiles, load_profile
 from wsss_lib.data.fixtures import dry_run_data
 from wsss_lib.data.registry import dataset_family
 from wsss_lib.dry_run import dry_run_parameters, dry_run_profile_name
-from wsss_lib.io import atomic_write_json
+from wsss_lib.io import atomic_write_json, current_shard, parse_shard
 from wsss_lib.paths import repo_root, reports_dir, work_dir
 
 __all__ = ["main", "discover_notebooks", "notebook_parameters", "validate_parameters", "run_profile", "run_notebooks"]
@@ -212,12 +212,13 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
         "profile": profile_name, "description": profile.get("description", ""), **_git_commit(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": _versions(), "platform": platform.platform(),
         "notebooks": dict(previous), "dry_run": dry_run, "data_root": data_root,
-        "overrides": profile.get("overrides", {}),
+        "overrides": profile.get("overrides", {}), "shard": str(current_shard()),
     }
     if dry_run:
         manifest["dry_run_caps"] = caps
         manifest["small_backbones"] = small_backbones
     status = 0
+    pending = ""
     bar = tqdm(notebooks, desc=f"profile {profile_name}", unit="notebook")
     for nb in bar:
         bar.set_postfix_str(nb.stem)
@@ -239,6 +240,13 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
                                 cwd=str(nb.parent), execution_timeout=timeout, progress_bar={"leave": False})
             entry["status"] = "ok"
         except pm.PapermillExecutionError as exc:
+            if exc.ename == "ShardPending":  # this shard's images are done, another shard finishes the stage
+                entry.update(status="shard-pending", failed_cell=exc.cell_index, error=f"{exc.ename}: {exc.evalue}",
+                             seconds=round(time.perf_counter() - started, 1))
+                tqdm.write(f"{nb.name}: shard {current_shard()} done; {exc.evalue}\n  stopping here (not a failure)")
+                pending = nb.stem
+                atomic_write_json(manifest_path, manifest)
+                break
             entry.update(status="failed", failed_cell=exc.cell_index, error=f"{exc.ename}: {exc.evalue}")
             tqdm.write(f"FAILED {nb.name}: cell {exc.cell_index} (execution count {exc.exec_count}) raised "
                        f"{exc.ename}: {exc.evalue}\n  partial output kept at {output}")
@@ -253,7 +261,9 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
             break
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     atomic_write_json(manifest_path, manifest)
-    if not status:
+    if pending:
+        print(f"profile {profile_name}: shard {current_shard()} stopped at {pending} (other shards still missing)")
+    elif not status:
         print(f"profile {profile_name}: {len(notebooks)} notebook(s) done; reports in {out_dir}")
     return status
 
@@ -272,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-backbones", action="store_true",
                         help="with --dry-run: every backbone the smallest timm model of its family (ResNeSt-269 -> "
                              "ResNeSt-14d, ResNet-50/101 -> ResNet-26); writes <profile>-small-dry folders; what CI runs")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="process only shard I of N (0-based, strided) of every per-image stage (sets WSSS_SHARD "
+                             "for the notebooks; default: a SLURM array task or torchrun rank, else the whole split); "
+                             "the shard that writes a stage's last image marks it done, the others stop cleanly")
     parser.add_argument("--verify", action="store_true",
                         help="check every finished stage a notebook uses against the SHA-256 hashes its DONE.json "
                              "recorded, not only the sizes (sets WSSS_VERIFY=1 for the notebooks)")
@@ -279,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a parameter in every notebook of the run that declares it (value read as "
                              "YAML, e.g. --set 'seeds=[0]'); recorded in the manifest")
     args = parser.parse_args(argv)
+    if args.shard is not None:
+        try:
+            os.environ["WSSS_SHARD"] = str(parse_shard(args.shard))  # the papermill kernels inherit it
+        except ValueError as exc:
+            parser.error(str(exc))
     if args.verify:
         os.environ["WSSS_VERIFY"] = "1"  # the papermill kernels inherit it
     return run_profile(args.profile, only=args.only, force=args.force, data_root=args.data, timeout=args.timeout,

@@ -139,7 +139,7 @@ def rib_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, cfg:
     counts = infer_rib_cams(model, dataset, pool, sd.file("npz"), mean, std, cfg, tta, seed=seed,
                             device=resolve_device(ccfg.train.device), progress=progress)
     model.cpu()
-    sd.mark_done(images=len(dataset), **counts)
+    sd.finish_images(len(dataset), counts)
     return sd
 
 

@@ -27,5 +27,5 @@ def inference_stage(ctx: RunContext, stage: str, key: Any, name: str, method: Me
     mean, std = method.normalization
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
     counts = infer(setup.prepare(method.cam_model()), dataset, sd, mean, std, progress=progress, **setup.kwargs())
-    sd.mark_done(images=len(dataset), **counts)
+    sd.finish_images(len(dataset), counts)
     return sd

@@ -117,7 +117,7 @@ def affinity_labels_stage(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetC
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
     counts = make_affinity_labels(dataset, cams.file("npz"), sd.file("png"), cfg,
                                   saliency.file("png") if saliency else None, progress=progress, workers=workers)
-    sd.mark_done(images=len(dataset), **counts)
+    sd.finish_images(len(dataset), counts)
     return sd
 
 
@@ -156,7 +156,7 @@ def pseudo_mask_stage(ctx: RunContext, walked: StageDir, dataset_cfg: DatasetCon
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
     counts = make_pseudo_masks(dataset, walked.file("npz"), sd.path, bg_threshold, crf, progress=progress,
                                workers=workers)
-    sd.mark_done(images=len(dataset), **counts)
+    sd.finish_images(len(dataset), counts)
     return sd
 
 

@@ -233,7 +233,7 @@ def pseudo_saliency_stage(ctx: RunContext, saliency: StageDir, dataset_cfg: Data
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
     counts = make_pseudo_saliency(dataset, saliency.file("png"), sd.file("png"), threshold, crf, progress=progress,
                                   workers=workers)
-    sd.mark_done(images=len(dataset), **counts)
+    sd.finish_images(len(dataset), counts)
     return sd
 
 
