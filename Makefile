@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
 #   make reproduce [PROFILE=smoke|study|study-stress|paper-voc|paper-coco] [DATA=/path/to/dataset] [ONLY="00 01"] [FORCE=1]
-#                  [VERIFY=1] [DRY_RUN=1] [SET="seeds=[0] epochs=3"]
+#                  [VERIFY=1] [DRY_RUN=1] [SET="seeds=[0] epochs=3"] [EXECUTOR=local|slurm]
 #   make test
 # Both create the virtual environment .venv (if missing) and install requirements.txt into it.
 
@@ -13,6 +13,7 @@ FORCE ?=
 VERIFY ?=
 DRY_RUN ?=
 SET ?=
+EXECUTOR ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -28,7 +29,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 reproduce: $(STAMP)
-	$(PY) -m wsss_lib.reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(VERIFY),--verify) $(if $(DRY_RUN),--dry-run) $(foreach s,$(SET),--set '$(s)')
+	$(PY) -m wsss_lib.reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(VERIFY),--verify) $(if $(DRY_RUN),--dry-run) $(foreach s,$(SET),--set '$(s)') $(if $(EXECUTOR),--executor $(EXECUTOR))
 
 # Check every finished stage of a work directory against its DONE.json (sizes and SHA-256), e.g. make verify PROFILE=smoke
 verify: $(STAMP)

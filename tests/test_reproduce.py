@@ -181,3 +181,35 @@ def test_shard_option_is_checked(capsys):
     with pytest.raises(SystemExit):
         main(["--profile", "smoke", "--shard", "3/3"])
     assert "0 <= index < count" in capsys.readouterr().err
+
+
+def test_local_executor_runs_a_batch_in_order_and_records_the_jobs(notebooks, tmp_path):
+    """--executor local: one submitit job per notebook, the second submitted after the first succeeded."""
+    from wsss_lib.reproduce import job_resources, run_with_executor
+
+    make_notebook(notebooks / "01_second.ipynb", 'profile = "smoke"\nboom = False',
+                  'import pathlib\nassert pathlib.Path("cwd.txt").is_file(), "00 must have run first"\n'
+                  'pathlib.Path("second.txt").write_text("ok")')
+    profile = {"common": {"profile": "t"}, "notebooks": {"00_first": {"value": 2}},
+               "resources": {"default": {"hours": 0.5}, "01_second": {"cpus": 1}}}
+    assert job_resources(profile, "01_second").cpus == 1 and job_resources(profile, "00_first").cpus == 2
+    out = tmp_path / "reports"
+    assert run_with_executor("local", profile, "t", discover_notebooks(notebooks), out) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    first, second = manifest["notebooks"]["00_first"], manifest["notebooks"]["01_second"]
+    assert first["status"] == second["status"] == "ok" and manifest["executor"] == "local"
+    assert first["job_id"] != second["job_id"] and second["resources"]["cpus"] == 1 and first["host"]
+    assert (notebooks / "second.txt").read_text() == "ok"
+    with pytest.raises(KeyError, match="did you mean .gpus."):  # a typo in a resources block fails by name
+        job_resources({"resources": {"default": {"gpu": 1}}}, "00_first")
+
+
+@pytest.mark.parametrize("profile_name", ["smoke", "paper-voc", "paper-coco", "study", "study-stress"])
+def test_every_profile_resources_block_reads(profile_name):
+    from wsss_lib.config import load_profile
+    from wsss_lib.reproduce import job_resources
+
+    profile = load_profile(profile_name)
+    assert set(profile.get("resources") or {}) <= {"default", *profile["notebooks"]}
+    for stem in profile["notebooks"]:
+        job_resources(profile, stem)

@@ -87,6 +87,8 @@ def load_profile(profile: str) -> dict[str, Any]:
 
     An optional top-level ``templates`` block holds YAML anchors that notebook blocks merge (``<<: *name``),
     so settings shared by several notebooks (the priors recipe of 01-05) are written once; it is dropped here.
+    An optional ``resources`` block (``default`` and per-notebook ``{gpus, cpus, hours, mem_gb, partition}``) is what
+    each notebook asks of a cluster under ``reproduce --executor slurm`` (``wsss_lib.reproduce.JobResources``).
     An optional ``extends: <profile>`` starts from that profile: this file's ``common`` keys replace the base's,
     each notebook block it gives replaces the base's keys of that notebook, and it runs the base's notebooks
     (``study-stress`` is ``study`` on other data, its recipe written once).
@@ -95,7 +97,7 @@ def load_profile(profile: str) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"profile {profile!r} not found at {path}; available: {available_profiles()}")
     data = yaml.safe_load(path.read_text()) or {}
-    allowed = {"description", "common", "notebooks", "templates", "extends"}
+    allowed = {"description", "common", "notebooks", "templates", "extends", "resources"}
     extra = set(data) - allowed
     if extra:
         raise KeyError(f"{path}: unknown top-level key(s) {sorted(extra)}; expected {sorted(allowed)}")
@@ -113,6 +115,9 @@ def load_profile(profile: str) -> dict[str, Any]:
             if stem not in notebooks:
                 raise KeyError(f"{path}: notebook {stem!r} is not run by the base profile {base_name!r}")
             notebooks[stem].update(block)
+        resources = {k: dict(v) for k, v in (base.get("resources") or {}).items()}
+        for stem, block in (data.get("resources") or {}).items():
+            resources.setdefault(stem, {}).update(block or {})
         data = {"description": data.get("description", base.get("description", "")),
-                "common": {**base["common"], **data["common"]}, "notebooks": notebooks}
+                "common": {**base["common"], **data["common"]}, "notebooks": notebooks, "resources": resources}
     return data

@@ -27,13 +27,14 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from wsss_lib.config import available_profiles, load_profile
+from wsss_lib.config import available_profiles, from_dict, load_profile
 from wsss_lib.data.fixtures import dry_run_data
 from wsss_lib.data.registry import dataset_family
 from wsss_lib.dry_run import dry_run_parameters, dry_run_profile_name
@@ -163,12 +164,68 @@ def parse_override(text: str) -> tuple[str, Any]:
     return name, yaml.safe_load(value)
 
 
+@dataclass(frozen=True)
+class JobResources:
+    """What one notebook asks of the cluster under ``--executor slurm`` (profile block ``resources``: ``default``
+    and per-notebook overrides); ``--executor local`` runs the same jobs on this machine and ignores them."""
+
+    gpus: int = 0
+    cpus: int = 2
+    hours: float = 2.0
+    mem_gb: int = 0
+    partition: str = ""
+
+
+def job_resources(profile: dict[str, Any], stem: str) -> JobResources:
+    blocks = profile.get("resources") or {}
+    merged = {**(blocks.get("default") or {}), **(blocks.get(stem) or {})}
+    return from_dict(JobResources, merged, where=f"profile resources of {stem}")
+
+
+def run_with_executor(executor_kind: str, profile: dict[str, Any], profile_name: str, notebooks: list[Path],
+                      out_dir: Path, **kwargs: Any) -> int:
+    """Each notebook as one submitit job (``local``: subprocesses of this machine; ``slurm``: ``sbatch``), in order:
+    the next is submitted when the previous succeeded; every job runs :func:`run_notebooks` on one notebook and
+    records its host and job id in the manifest. Job logs: ``<reports>/submitit/``."""
+    import submitit
+
+    folder = out_dir / "submitit"
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=executor_kind)
+    for nb in notebooks:
+        res = job_resources(profile, nb.stem)
+        params: dict[str, Any] = {"name": f"{profile_name}-{nb.stem}", "timeout_min": int(res.hours * 60)}
+        if executor_kind == "slurm":
+            params.update(slurm_gpus_per_node=res.gpus, cpus_per_task=res.cpus,
+                          **({"slurm_mem": f"{res.mem_gb}G"} if res.mem_gb else {}),
+                          **({"slurm_partition": res.partition} if res.partition else {}))
+        executor.update_parameters(**params)
+        job = executor.submit(run_notebooks, profile, profile_name, [nb], out_dir, **kwargs)
+        tqdm.write(f"{nb.stem}: submitted as {executor_kind} job {job.job_id} ({asdict(res)})")
+        status = job.result()
+        manifest_path = out_dir / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest["notebooks"].setdefault(nb.stem, {}).update(executor=executor_kind, job_id=str(job.job_id),
+                                                             resources=asdict(res))
+        manifest["executor"] = executor_kind
+        atomic_write_json(manifest_path, manifest)
+        if status:
+            tqdm.write(f"{nb.stem}: job {job.job_id} failed; log {folder}")
+            return status
+    return 0
+
+
 def run_profile(profile_name: str, only: list[str] | None = None, force: bool = False, data_root: str | None = None,
                 timeout: int | None = None, dry_run: bool = False, overrides: dict[str, Any] | None = None,
-                small_backbones: bool = False) -> int:
-    """Run the repository's notebooks with a named profile; returns the exit status. ``dry_run``: see
+                small_backbones: bool = False, executor: str = "inline") -> int:
+    """Run the repository's notebooks with a named profile; returns the exit status. ``executor``: ``inline`` (in
+    this process, one kernel per notebook), ``local`` or ``slurm`` (one submitit job per notebook, in order). ``dry_run``: see
     :mod:`wsss_lib.dry_run` (profile ``<name>-dry``, capped parameters, generated fixtures without ``data_root``;
     ``small_backbones``: profile ``<name>-small-dry``, each backbone the smallest of its family)."""
+    if executor == "inline":
+        run = run_notebooks
+    else:
+        def run(*args: Any, **kwargs: Any) -> int:
+            return run_with_executor(executor, *args, **kwargs)
     if small_backbones and not dry_run:
         raise SystemExit("--small-backbones is a cap of the dry run: use it with --dry-run")
     profile = load_profile(profile_name)
@@ -182,9 +239,9 @@ def run_profile(profile_name: str, only: list[str] | None = None, force: bool = 
             dataset = dataset_family(str(profile["common"].get("dataset", "synthetic")))
             fixtures = dry_run_data(profile_name, dataset, work_dir(dry_name))
             data_root = str(fixtures) if fixtures is not None else None
-        return run_notebooks(profile, dry_name, notebooks, reports_dir(dry_name), force=force, data_root=data_root,
-                             timeout=timeout, dry_run=True, small_backbones=small_backbones)
-    return run_notebooks(profile, profile_name, notebooks, reports_dir(profile_name),
+        return run(profile, dry_name, notebooks, reports_dir(dry_name), force=force, data_root=data_root,
+                   timeout=timeout, dry_run=True, small_backbones=small_backbones)
+    return run(profile, profile_name, notebooks, reports_dir(profile_name),
                          force=force, data_root=data_root, timeout=timeout)
 
 
@@ -231,6 +288,7 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
             tqdm.write(f"{nb.stem}: up to date, skipped")
             continue
         entry: dict[str, Any] = {"parameters": params, "output": f"notebooks/{nb.name}", "fingerprint": fingerprint,
+                                 "host": platform.node(),
                                  "status": "running"}
         manifest["notebooks"][nb.stem] = entry
         atomic_write_json(manifest_path, manifest)
@@ -282,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-backbones", action="store_true",
                         help="with --dry-run: every backbone the smallest timm model of its family (ResNeSt-269 -> "
                              "ResNeSt-14d, ResNet-50/101 -> ResNet-26); writes <profile>-small-dry folders; what CI runs")
+    parser.add_argument("--executor", default="inline", choices=["inline", "local", "slurm"],
+                        help="inline: here, one kernel per notebook (default); local / slurm: one submitit job per "
+                             "notebook, submitted in order with the profile's resources block (sbatch for slurm)")
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="process only shard I of N (0-based, strided) of every per-image stage (sets WSSS_SHARD "
                              "for the notebooks; default: a SLURM array task or torchrun rank, else the whole split); "
@@ -301,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.verify:
         os.environ["WSSS_VERIFY"] = "1"  # the papermill kernels inherit it
     return run_profile(args.profile, only=args.only, force=args.force, data_root=args.data, timeout=args.timeout,
-                       dry_run=args.dry_run, overrides=dict(args.overrides), small_backbones=args.small_backbones)
+                       dry_run=args.dry_run, overrides=dict(args.overrides), small_backbones=args.small_backbones,
+                       executor=args.executor)
 
 
 if __name__ == "__main__":
