@@ -210,3 +210,21 @@ def test_pnoc_ordinary_lr_multiplier_scales_only_the_ordinary_groups():
         assert [g["lr"] * factor for g in a] == pytest.approx([g["lr"] for g in b])
     with pytest.raises(ValueError, match="lr_multiplier"):
         PNOC(create_cam_classifier(BACKBONE, 3), _ordinary(), PNOCConfig(adversarial=AdversarialConfig(lr_multiplier=0)))
+
+
+def test_every_method_is_in_the_one_registry_and_builds_from_its_default_config():
+    from wsss_lib.methods.base import Method
+    from wsss_lib.methods.registry import available_methods, method_family
+
+    names = available_methods()
+    assert set(available_methods("classifier")) == {"cam", "puzzle", "occse", "poc", "pnoc", "acr"}
+    assert {"c2am", "saliency_detector", "affinity", "segmentation", "amn"} <= set(names)
+    backbone = BackboneConfig(weights="offline-lite0")
+    for name in names:
+        extra = {"untrained_ordinary": True} if name in ("occse", "poc", "pnoc") else {}
+        built = build_method(name, method_config(name), backbone, 3, **extra)
+        assert isinstance(built, Method) and method_family(name) in {"classifier", name}, name
+    with pytest.raises(KeyError, match="did you mean"):
+        method_config("affinity", {"netwrok": {}})
+    with pytest.raises(TypeError, match="takes a AMNMethodConfig"):
+        build_method("amn", method_config("cam"), backbone, 3)

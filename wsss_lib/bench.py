@@ -130,7 +130,7 @@ def benchmark(cfg: BenchConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wsss_lib.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--method", nargs="+", default=["cam"], choices=available_methods())
+    parser.add_argument("--method", nargs="+", default=["cam"], choices=available_methods("classifier"))
     parser.add_argument("--backbone", default="tf_efficientnet_lite0")
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--output-stride", type=int, default=16, choices=[8, 16, 32])

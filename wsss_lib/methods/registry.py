@@ -1,23 +1,65 @@
-"""Method names -> (config dataclass, builder). Notebooks choose a method by name and pass its parameters."""
+"""Every training method by name -> (family, config dataclass, builder), built the same way:
+``build_method(name, method_config(name, params), backbone, num_classes, **extra)``.
+
+Families: ``classifier`` (the CAM priors: CAM, Puzzle-CAM, OC-CSE, P-OC, P-NOC, and the comparator ACR), ``c2am``
+(C²AM / C²AM-H), ``saliency_detector``, ``affinity`` (the affinity network), ``segmentation`` (DeepLab) and ``amn``.
+RIB is not here: it fine-tunes a trained classifier per image at inference (``wsss_lib.inference.rib``).
+Notebooks choose a method by name and pass its parameters; unknown parameters fail naming the method."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from wsss_lib.config import from_dict
 from wsss_lib.methods.acr import ACR, ACRConfig
+from wsss_lib.methods.affinity import AffinityLossConfig, AffinityMethod
+from wsss_lib.methods.amn import AMNLossConfig, AMNMethod
 from wsss_lib.methods.base import Method
+from wsss_lib.methods.c2am import C2AMConfig, C2AMMethod
 from wsss_lib.methods.cam import CAMConfig, CAMMethod
 from wsss_lib.methods.occse import OCCSE, OCCSEConfig
 from wsss_lib.methods.ordinary import build_ordinary_classifier
 from wsss_lib.methods.pnoc import PNOC, PNOCConfig
 from wsss_lib.methods.poc import POC, POCConfig
 from wsss_lib.methods.puzzle import PuzzleCAM, PuzzleConfig
+from wsss_lib.methods.saliency_detector import SaliencyDetectorMethod
+from wsss_lib.methods.segmentation import SegmentationLossConfig, SegmentationMethod
+from wsss_lib.models.affinity import AffinityNetConfig, create_affinity_network
+from wsss_lib.models.amn import AMNNetConfig, create_amn_network
 from wsss_lib.models.backbone import BackboneConfig
+from wsss_lib.models.c2am import create_c2am_network
 from wsss_lib.models.cam import create_cam_classifier
+from wsss_lib.models.deeplab import DeepLabConfig, create_deeplab
 from wsss_lib.models.reconstructor import ReconstructorConfig, create_reconstructor
+from wsss_lib.models.saliency import DetectorConfig, create_saliency_detector
 
-__all__ = ["available_methods", "method_config", "build_method"]
+__all__ = ["available_methods", "method_config", "build_method", "method_family", "AffinityMethodConfig",
+           "SegmentationMethodConfig", "AMNMethodConfig"]
+
+
+@dataclass(frozen=True)
+class AffinityMethodConfig:
+    """The affinity network's architecture and losses (``AffinityStageConfig.network`` / ``.loss``)."""
+
+    network: AffinityNetConfig = field(default_factory=AffinityNetConfig)
+    loss: AffinityLossConfig = field(default_factory=AffinityLossConfig)
+
+
+@dataclass(frozen=True)
+class SegmentationMethodConfig:
+    """DeepLab's architecture and loss (``SegmentationStageConfig.network`` / ``.loss``)."""
+
+    network: DeepLabConfig = field(default_factory=DeepLabConfig)
+    loss: SegmentationLossConfig = field(default_factory=SegmentationLossConfig)
+
+
+@dataclass(frozen=True)
+class AMNMethodConfig:
+    """AMN's label-conditioned network and losses (``AMNStageConfig.network`` / ``.loss``)."""
+
+    network: AMNNetConfig = field(default_factory=AMNNetConfig)
+    loss: AMNLossConfig = field(default_factory=AMNLossConfig)
 
 
 def _build_cam(cfg: CAMConfig, backbone: BackboneConfig, num_classes: int, **_: Any) -> Method:
@@ -31,6 +73,26 @@ def _build_puzzle(cfg: PuzzleConfig, backbone: BackboneConfig, num_classes: int,
 def _build_acr(cfg: ACRConfig, backbone: BackboneConfig, num_classes: int, **_: Any) -> Method:
     recon = ReconstructorConfig(dim=cfg.dim, low_dims=tuple(cfg.low_dims), decoder_width=cfg.decoder_width)
     return ACR(create_cam_classifier(backbone, num_classes), create_reconstructor(backbone, num_classes, recon), cfg)
+
+
+def _build_c2am(cfg: C2AMConfig, backbone: BackboneConfig, num_classes: int, **_: Any) -> Method:
+    return C2AMMethod(create_c2am_network(backbone), cfg)  # class-agnostic: num_classes unused
+
+
+def _build_detector(cfg: DetectorConfig, backbone: BackboneConfig, num_classes: int, **_: Any) -> Method:
+    return SaliencyDetectorMethod(create_saliency_detector(backbone, cfg))  # class-agnostic
+
+
+def _build_affinity(cfg: AffinityMethodConfig, backbone: BackboneConfig, num_classes: int, **_: Any) -> Method:
+    return AffinityMethod(create_affinity_network(backbone, cfg.network), cfg.loss)  # class-agnostic
+
+
+def _build_segmentation(cfg: SegmentationMethodConfig, backbone: BackboneConfig, num_classes: int, **_: Any) -> Method:
+    return SegmentationMethod(create_deeplab(backbone, cfg.network, num_classes), cfg.loss)
+
+
+def _build_amn(cfg: AMNMethodConfig, backbone: BackboneConfig, num_classes: int, **_: Any) -> Method:
+    return AMNMethod(create_amn_network(backbone, num_classes, cfg.network), cfg.loss)
 
 
 def _with_ordinary(cls: type) -> Callable[..., Method]:
@@ -47,14 +109,25 @@ def _with_ordinary(cls: type) -> Callable[..., Method]:
     return build
 
 
-def _specs() -> dict[str, tuple[type, Callable[..., Method]]]:
-    return {"cam": (CAMConfig, _build_cam), "puzzle": (PuzzleConfig, _build_puzzle),
-            "occse": (OCCSEConfig, _with_ordinary(OCCSE)), "poc": (POCConfig, _with_ordinary(POC)),
-            "pnoc": (PNOCConfig, _with_ordinary(PNOC)), "acr": (ACRConfig, _build_acr)}
+def _specs() -> dict[str, tuple[str, type, Callable[..., Method]]]:
+    return {"cam": ("classifier", CAMConfig, _build_cam), "puzzle": ("classifier", PuzzleConfig, _build_puzzle),
+            "occse": ("classifier", OCCSEConfig, _with_ordinary(OCCSE)),
+            "poc": ("classifier", POCConfig, _with_ordinary(POC)),
+            "pnoc": ("classifier", PNOCConfig, _with_ordinary(PNOC)), "acr": ("classifier", ACRConfig, _build_acr),
+            "c2am": ("c2am", C2AMConfig, _build_c2am),
+            "saliency_detector": ("saliency_detector", DetectorConfig, _build_detector),
+            "affinity": ("affinity", AffinityMethodConfig, _build_affinity),
+            "segmentation": ("segmentation", SegmentationMethodConfig, _build_segmentation),
+            "amn": ("amn", AMNMethodConfig, _build_amn)}
 
 
-def available_methods() -> list[str]:
-    return sorted(_specs())
+def available_methods(family: str | None = None) -> list[str]:
+    """Registered method names, all or those of one family (e.g. ``"classifier"``: what notebooks 01-05 train)."""
+    return sorted(name for name, spec in _specs().items() if family is None or spec[0] == family)
+
+
+def method_family(name: str) -> str:
+    return _specs()[name][0]
 
 
 def method_config(name: str, params: dict[str, Any] | None = None):
@@ -62,7 +135,7 @@ def method_config(name: str, params: dict[str, Any] | None = None):
     specs = _specs()
     if name not in specs:
         raise KeyError(f"unknown method {name!r}; available: {sorted(specs)}")
-    return from_dict(specs[name][0], params or {}, where=f"method {name!r}")
+    return from_dict(specs[name][1], params or {}, where=f"method {name!r}")
 
 
 def build_method(name: str, cfg, backbone: BackboneConfig, num_classes: int, **extra: Any) -> Method:
@@ -72,4 +145,9 @@ def build_method(name: str, cfg, backbone: BackboneConfig, num_classes: int, **e
     P-OC and P-NOC, or ``untrained_ordinary=True`` to build their ordinary classifier without those weights,
     for throughput measurements or when the whole method's saved state is loaded right after.
     """
-    return _specs()[name][1](cfg, backbone, num_classes, **extra)
+    specs = _specs()
+    if name not in specs:
+        raise KeyError(f"unknown method {name!r}; available: {sorted(specs)}")
+    if not isinstance(cfg, specs[name][1]):
+        raise TypeError(f"method {name!r} takes a {specs[name][1].__name__}, got {type(cfg).__name__}")
+    return specs[name][2](cfg, backbone, num_classes, **extra)

@@ -28,8 +28,9 @@ from wsss_lib.inference.amn import infer_amn_cams
 from wsss_lib.inference.rib import infer_rib_cams
 from wsss_lib.inference.tta import TTAConfig
 from wsss_lib.methods.amn import AMNLossConfig, AMNMethod
+from wsss_lib.methods.registry import AMNMethodConfig, build_method
 from wsss_lib.methods.rib import RIBConfig
-from wsss_lib.models.amn import AMNNetConfig, create_amn_network
+from wsss_lib.models.amn import AMNNetConfig
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.refinement.affinity_labels import AffinityLabelConfig
 from wsss_lib.stages.classifier import (
@@ -90,7 +91,7 @@ class TrainedAMN:
 def _build_amn(cfg: AMNStageConfig, num_classes: int, weights: str | None = None) -> AMNMethod:
     backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
     seed_everything(cfg.train.seed)  # the new layers' initialisation is part of what the stage key names
-    return AMNMethod(create_amn_network(backbone, num_classes, cfg.network), cfg.loss)
+    return build_method("amn", AMNMethodConfig(cfg.network, cfg.loss), backbone, num_classes)
 
 
 def train_amn(ctx: RunContext, cfg: AMNStageConfig, labels: StageDir, progress: bool = True) -> TrainedAMN:

@@ -29,7 +29,8 @@ from wsss_lib.evaluation.sweep import SweepResult
 from wsss_lib.formats.masks import load_affinity_labels
 from wsss_lib.inference.affinity import RandomWalkConfig, infer_random_walk
 from wsss_lib.methods.affinity import AffinityLossConfig, AffinityMethod
-from wsss_lib.models.affinity import AffinityNetConfig, create_affinity_network
+from wsss_lib.methods.registry import AffinityMethodConfig, build_method
+from wsss_lib.models.affinity import AffinityNetConfig
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.refinement.affinity_labels import AffinityLabelConfig, make_affinity_labels
 from wsss_lib.refinement.pseudo_masks import make_pseudo_masks, score_masks
@@ -94,7 +95,7 @@ class TrainedAffinity:
 def _build(cfg: AffinityStageConfig, weights: str | None = None) -> AffinityMethod:
     backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
     seed_everything(cfg.train.seed)  # the head's initialisation is part of what the stage key names
-    return AffinityMethod(create_affinity_network(backbone, cfg.network), cfg.loss)
+    return build_method("affinity", AffinityMethodConfig(cfg.network, cfg.loss), backbone, 0)
 
 
 def _load_finished(cfg: AffinityStageConfig, sd: StageDir) -> TrainedAffinity:

@@ -34,10 +34,9 @@ from wsss_lib.inference.tta import TTAConfig
 from wsss_lib.io import atomic_write_json
 from wsss_lib.methods.base import Method
 from wsss_lib.methods.c2am import C2AMConfig, C2AMMethod, border_mean
-from wsss_lib.methods.saliency_detector import SaliencyDetectorMethod
+from wsss_lib.methods.registry import build_method
 from wsss_lib.models.backbone import BackboneConfig
-from wsss_lib.models.c2am import create_c2am_network
-from wsss_lib.models.saliency import DetectorConfig, create_saliency_detector
+from wsss_lib.models.saliency import DetectorConfig
 from wsss_lib.refinement.saliency import make_pseudo_saliency
 from wsss_lib.stages.classifier import infer_cams_stage, load_classifier_stage
 from wsss_lib.stages.context import RunContext
@@ -137,8 +136,8 @@ def _build(kind: str, cfg, weights: str | None = None) -> Method:
     backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
     seed_everything(cfg.train.seed)  # the new layers' initialisation is part of what the stage key names
     if kind == "c2am":
-        return C2AMMethod(create_c2am_network(backbone), cfg.loss)
-    return SaliencyDetectorMethod(create_saliency_detector(backbone, cfg.detector))
+        return build_method("c2am", cfg.loss, backbone, 0)
+    return build_method("saliency_detector", cfg.detector, backbone, 0)
 
 
 def _trained(kind: str, cfg, done: TrainedStage) -> TrainedSaliency:

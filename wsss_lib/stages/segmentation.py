@@ -26,9 +26,10 @@ from wsss_lib.data.transforms import AugmentConfig, build_train_transform
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.formats.masks import MASK_FOLDER
 from wsss_lib.inference.segmentation import SegInferenceConfig, export_voc_test, infer_segmentation, raw_dir
+from wsss_lib.methods.registry import SegmentationMethodConfig, build_method
 from wsss_lib.methods.segmentation import SegmentationLossConfig, SegmentationMethod
 from wsss_lib.models.backbone import BackboneConfig
-from wsss_lib.models.deeplab import DeepLabConfig, create_deeplab, head_label
+from wsss_lib.models.deeplab import DeepLabConfig, head_label
 from wsss_lib.refinement.pseudo_masks import score_masks
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
@@ -93,7 +94,7 @@ class TrainedSegmentation:
 def _build(cfg: SegmentationStageConfig, num_classes: int, weights: str | None = None) -> SegmentationMethod:
     backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
     seed_everything(cfg.train.seed)  # the head's initialisation is part of what the stage key names
-    return SegmentationMethod(create_deeplab(backbone, cfg.network, num_classes), cfg.loss)
+    return build_method("segmentation", SegmentationMethodConfig(cfg.network, cfg.loss), backbone, num_classes)
 
 
 def train_segmentation(ctx: RunContext, cfg: SegmentationStageConfig, masks: StageDir | None = None,
