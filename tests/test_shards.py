@@ -24,10 +24,12 @@ def _writer(log: list[str], fail_on: str | None = None):
 
 def test_shard_sources_and_errors():
     assert current_shard({}) == Shard(0, 1, "default")
+    array = {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "4", "SLURM_ARRAY_TASK_COUNT": "3"}
+    assert current_shard(array) == Shard()  # opt-in: an array job (a sweep of profiles) does not shard by itself
+    assert current_shard({**array, "WSSS_SHARD": "auto"}) == Shard(1, 3, "SLURM_ARRAY_TASK_ID")
+    assert current_shard({"WSSS_SHARD": "auto", "RANK": "1", "WORLD_SIZE": "2"}) == Shard(1, 2, "RANK/WORLD_SIZE")
+    assert current_shard({"WSSS_SHARD": "auto"}).count == 1
     assert current_shard({"WSSS_SHARD": "2/4", "RANK": "1", "WORLD_SIZE": "2"}) == Shard(2, 4, "WSSS_SHARD")
-    assert current_shard({"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "4", "SLURM_ARRAY_TASK_COUNT": "3"}) \
-        == Shard(1, 3, "SLURM_ARRAY_TASK_ID")
-    assert current_shard({"RANK": "1", "WORLD_SIZE": "2"}) == Shard(1, 2, "RANK/WORLD_SIZE")
     for bad in ("4/4", "1", "a/b", "-1/3"):
         with pytest.raises(ValueError, match="INDEX/COUNT|0 <= index < count"):
             parse_shard(bad)

@@ -247,18 +247,22 @@ def parse_shard(text: str, source: str = "--shard") -> Shard:
 
 
 def current_shard(environ: dict[str, str] | None = None) -> Shard:
-    """The shard of this process for every per-image stage: ``WSSS_SHARD=i/n`` (``reproduce --shard i/n`` sets it
-    for the notebooks), else a SLURM job array (``SLURM_ARRAY_TASK_ID`` - ``SLURM_ARRAY_TASK_MIN`` of
-    ``SLURM_ARRAY_TASK_COUNT``), else torchrun's ``RANK`` of ``WORLD_SIZE``, else the whole split (0/1)."""
+    """The shard of this process for every per-image stage, opt-in through ``WSSS_SHARD`` (``reproduce --shard``
+    sets it for the notebooks): ``i/n`` explicitly, or ``auto``: a SLURM job array's task (``SLURM_ARRAY_TASK_ID`` -
+    ``SLURM_ARRAY_TASK_MIN`` of ``SLURM_ARRAY_TASK_COUNT``), else torchrun's ``RANK`` of ``WORLD_SIZE``, else the
+    whole split. Unset: the whole split, even inside an array job (a sweep of profiles as an array must not shard)."""
     env = os.environ if environ is None else environ
-    if env.get("WSSS_SHARD"):
-        return parse_shard(env["WSSS_SHARD"], "WSSS_SHARD")
+    value = env.get("WSSS_SHARD", "").strip()
+    if not value:
+        return Shard()
+    if value != "auto":
+        return parse_shard(value, "WSSS_SHARD")
     if env.get("SLURM_ARRAY_TASK_ID") and env.get("SLURM_ARRAY_TASK_COUNT"):
         task = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", 0))
         return Shard(task, int(env["SLURM_ARRAY_TASK_COUNT"]), "SLURM_ARRAY_TASK_ID")
     if env.get("WORLD_SIZE") and env.get("RANK"):
         return Shard(int(env["RANK"]), int(env["WORLD_SIZE"]), "RANK/WORLD_SIZE")
-    return Shard()
+    return Shard(0, 1, "WSSS_SHARD=auto (no SLURM array, no torchrun rank)")
 
 
 def for_each_missing(ids: Iterable[str], path_of: Callable[[str], Path], write: Callable[[str, Path], None], *,
@@ -271,7 +275,7 @@ def for_each_missing(ids: Iterable[str], path_of: Callable[[str], Path], write: 
     Returns ``{"computed", "skipped", "missing"}``: this call's counts, and how many outputs of the whole split are
     still missing afterwards (recorded in the stage's ``DONE.json``; see ``StageDir.finish_images``).
 
-    ``shard`` (default :func:`current_shard`: ``WSSS_SHARD``, a SLURM array task, or a torchrun rank) restricts the
+    ``shard`` (default :func:`current_shard`: ``WSSS_SHARD``, explicit or ``auto``) restricts the
     call to that shard's images; shards never talk to each other, and the stage is finished by whichever shard
     finds every output present (``"shard"`` is added to the counts when the split is sharded).
 

@@ -343,10 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executor", default="inline", choices=["inline", "local", "slurm"],
                         help="inline: here, one kernel per notebook (default); local / slurm: one submitit job per "
                              "notebook, submitted in order with the profile's resources block (sbatch for slurm)")
-    parser.add_argument("--shard", default=None, metavar="I/N",
-                        help="process only shard I of N (0-based, strided) of every per-image stage (sets WSSS_SHARD "
-                             "for the notebooks; default: a SLURM array task or torchrun rank, else the whole split); "
-                             "the shard that writes a stage's last image marks it done, the others stop cleanly")
+    parser.add_argument("--shard", default=None, metavar="I/N|auto",
+                        help="process only shard I of N (0-based, strided) of every per-image stage, or 'auto': the "
+                             "task of a SLURM job array, else the torchrun rank (sets WSSS_SHARD for the notebooks; "
+                             "default: the whole split); the shard that writes a stage's last image marks it done, "
+                             "the others stop cleanly")
     parser.add_argument("--verify", action="store_true",
                         help="check every finished stage a notebook uses against the SHA-256 hashes its DONE.json "
                              "recorded, not only the sizes (sets WSSS_VERIFY=1 for the notebooks)")
@@ -356,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.shard is not None:
         try:
-            os.environ["WSSS_SHARD"] = str(parse_shard(args.shard))  # the papermill kernels inherit it
+            os.environ["WSSS_SHARD"] = "auto" if args.shard == "auto" else str(parse_shard(args.shard))
         except ValueError as exc:
             parser.error(str(exc))
     if args.verify:
