@@ -5,7 +5,7 @@ documented list of caps applied here and nowhere else.
 DRY_RUN=1``) runs each notebook with :func:`dry_run_parameters` of its profile parameters, under the profile name
 ``<profile>-dry``: it writes only to ``work/<profile>-dry/`` and ``reports/<profile>-dry/``, and every table and
 figure it writes says "dry run" (``RunContext.dry_run``). Without ``--data`` the runner generates the fixtures of
-``wsss_lib.data.fixtures`` (``dry_run_data``) (VOC or COCO layout, by the profile's ``dataset``) under ``work/<profile>-dry/fixtures/``.
+``wsss_lib.data.fixtures.dry_run_data`` (VOC or COCO layout, by the profile's ``dataset``) under ``work/<profile>-dry/fixtures/``.
 
 The caps (:data:`CAPS`), keyed by notebook parameter name; a parameter not listed keeps the profile's value:
 

@@ -53,7 +53,7 @@ def _find(rows: list[dict], method: str, amp: str, channels_last: bool, compile:
                 == (method, amp, channels_last, compile))
 
 
-def summary(rows: list[dict], device: str, dry_run: dict, rw: str) -> str:
+def summary(rows: list[dict], device: str, dry_run: str, rw: str) -> str:
     """The Markdown summary: one line per training row, the default/official ratios, the dry run, the walk."""
     lines = [f"# GPU check on {rows[0]['device_name']} ({device}), {time.strftime('%Y-%m-%d %H:%M')}", "",
              f"Training steps: {rows[0]['backbone']}, crop {rows[0]['crop']}, batch {rows[0]['batch']} "
