@@ -81,21 +81,30 @@ class ToyNet(nn.Module):
         return CAMOutput(logits=cams.mean(dim=(2, 3)), cams=cams)
 
 
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
 class ToyMethod(Method):
-    def __init__(self, fail_at=None, nan_at=None):
+    """``fail_at`` / ``nan_at``: interrupt, or make the loss NaN, at that step (on rank ``fail_rank`` /
+    ``nan_rank`` only, when given: the 2-process tests)."""
+
+    def __init__(self, fail_at=None, nan_at=None, fail_rank=None, nan_rank=None):
         super().__init__()
         self.net = ToyNet()
-        self.fail_at, self.nan_at = fail_at, nan_at
+        self.fail_at, self.nan_at, self.fail_rank, self.nan_rank = fail_at, nan_at, fail_rank, nan_rank
 
     def param_groups(self, phase, lr, weight_decay):
         return [{"params": list(self.net.conv.parameters()), "lr_mult": 1.0},
                 {"params": list(self.net.classifier.parameters()), "lr_mult": 10.0}]
 
     def losses(self, phase, batch, info, cache):
-        if self.fail_at is not None and info.step == self.fail_at:
+        if self.fail_at is not None and info.step == self.fail_at and self.fail_rank in (None, _rank()):
             raise KeyboardInterrupt("simulated interruption")
         loss = F.multilabel_soft_margin_loss(self.net(batch["image"]).logits, batch["label"])
-        if self.nan_at is not None and info.step == self.nan_at:
+        if self.nan_at is not None and info.step == self.nan_at and self.nan_rank in (None, _rank()):
             loss = loss * float("nan")
         return {"cls": loss}
 

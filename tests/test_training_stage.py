@@ -16,13 +16,14 @@ from wsss_lib.stages.training import train_stage
 from wsss_lib.train import OptimConfig, TrainConfig
 
 
-def test_train_stage_trains_once_and_returns_the_weights_it_saved(tmp_path, tiny_synthetic):
+def stage_parts(tmp_path, data_root, calls=None):
+    """A run context and a tiny CAM stage's ``build``, ``train_set`` and train config (``calls`` logs the calls)."""
     ctx = RunContext.create("unit", str(tmp_path / "work"), str(tmp_path / "reports"))
-    dataset = DatasetConfig(name="synthetic", data_root=str(tiny_synthetic))
+    dataset = DatasetConfig(name="synthetic", data_root=str(data_root))
     backbone = BackboneConfig(weights="offline-lite0")
     train = TrainConfig(epochs=1, batch_size=4, num_workers=0, device="cpu", eval=QuickEvalConfig(size=64))
     num_classes = open_dataset(dataset, "train", work_dir=ctx.work_dir, progress=False).num_classes - 1
-    calls: dict[str, list] = {"build": [], "train_set": [], "after": []}
+    calls = calls if calls is not None else {"build": [], "train_set": []}
 
     def build(weights):
         calls["build"].append(weights)
@@ -33,6 +34,13 @@ def test_train_stage_trains_once_and_returns_the_weights_it_saved(tmp_path, tiny
         calls["train_set"].append(method)
         transform = build_train_transform(AugmentConfig(crop_size=64, resize_long_side=(48, 64)), *method.normalization)
         return open_dataset(dataset, "train", work_dir=ctx.work_dir, progress=False, transform=transform)
+
+    return ctx, build, train_set, train
+
+
+def test_train_stage_trains_once_and_returns_the_weights_it_saved(tmp_path, tiny_synthetic):
+    calls: dict[str, list] = {"build": [], "train_set": [], "after": []}
+    ctx, build, train_set, train = stage_parts(tmp_path, tiny_synthetic, calls)
 
     def after(method, sd):
         calls["after"].append(sd.done)

@@ -52,6 +52,16 @@ class Method(nn.Module):
         """Whether ``phase``'s optimizer steps at the end of this step (P-NOC updates its OC every k steps)."""
         return True
 
+    def runs(self, phase: str, info: StepInfo) -> bool:
+        """Whether ``phase`` computes anything at this step; the trainer skips it otherwise, before its forward pass
+        (under ``DistributedDataParallel`` every forward pass must be followed by a backward pass)."""
+        return True
+
+    def forward(self, phase: str, batch: dict, info: StepInfo, cache: dict) -> dict[str, torch.Tensor]:
+        """:meth:`losses`: the trainer calls the method (or its ``DistributedDataParallel`` wrapper, whose gradient
+        hooks need the call to go through it) as ``method(phase, batch, info, cache)``."""
+        return self.losses(phase, batch, info, cache)
+
     def cam_model(self) -> nn.Module:
         """The CAM generator evaluated during training and used for inference (returns ``CAMOutput``)."""
         raise NotImplementedError

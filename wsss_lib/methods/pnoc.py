@@ -89,6 +89,9 @@ class PNOC(Method):
     def should_step(self, phase: str, info: StepInfo) -> bool:
         return phase == "generator" or info.step % self.cfg.adversarial.update_interval == 0
 
+    def runs(self, phase: str, info: StepInfo) -> bool:
+        return self.should_step(phase, info)  # the OC is neither trained nor evaluated between its updates
+
     def losses(self, phase: str, batch: dict, info: StepInfo, cache: dict) -> dict[str, torch.Tensor]:
         images, labels = batch["image"], batch["label"]
         targets = smooth_multilabel(labels, self.cfg.label_smoothing)

@@ -21,7 +21,7 @@ from wsss_lib.stages.context import RunContext
 __all__ = ["slug", "settings_from_namespace", "relative", "stage_from_record", "write_record", "read_records",
            "weights_key"]
 
-RUNTIME_TRAIN_FIELDS = ("device", "num_workers", "eval", "eval_every")
+RUNTIME_TRAIN_FIELDS = ("device", "devices", "num_workers", "eval", "eval_every")
 """Fields of a ``TrainConfig`` that do not change the trained weights (left out of training stage keys)."""
 
 S = TypeVar("S")

@@ -3,6 +3,7 @@ DeepLab), as ``stages/inference.py`` is for the per-image stages."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -11,8 +12,9 @@ import pandas as pd
 from wsss_lib.artifacts import StageDir
 from wsss_lib.methods.base import Method
 from wsss_lib.stages.context import RunContext
+from wsss_lib.train import distributed
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit
+from wsss_lib.train.trainer import TrainConfig, fit, resolve_device
 
 __all__ = ["TrainedStage", "train_stage", "load_trained"]
 
@@ -46,19 +48,41 @@ def train_stage(ctx: RunContext, stage: str, key: Any, name: str, build: Callabl
       only when there is something to train;
     - :func:`~wsss_lib.train.trainer.fit` resumes from the stage's checkpoint; ``max_steps`` counts optimizer steps
       instead of epochs (DeepLab-v2);
-    - ``after(method, sd)`` writes what the stage keeps beside the weights and returns extra ``DONE.json`` fields.
+    - ``after(method, sd)`` writes what the stage keeps beside the weights and returns extra ``DONE.json`` fields;
+    - ``train.devices > 1``: the training runs as ``torchrun`` processes (:func:`~wsss_lib.train.distributed.launch`;
+      the closures travel pickled), rank 0 writes the stage, and this process then loads it like a finished one.
 
     The weights are saved from the CPU, and the method returned is always the one loaded back from ``model.pt``:
     a stage trained now and the same stage reused later give the same object.
     """
     sd = ctx.store.stage(stage, key, name=name)
     if not sd.done:
-        method = build(None)
-        result = fit(method, train_set(method), eval_set, train, optim, sd.path, resume=True, progress=progress,
-                     max_steps=max_steps)
+        run = functools.partial(_train_and_finish, sd, build, train_set, train, optim, eval_set, max_steps, after,
+                                progress)
+        if train.devices > 1 and not distributed.world().active:
+            distributed.rank_split(train.batch_size, optim.accumulate_steps, optim.accumulate_mode, train.devices)
+            backend = "nccl" if resolve_device(train.device).type == "cuda" else "gloo"
+            distributed.launch(run, train.devices, backend=backend, label=f"{stage} {sd.path.name}", progress=progress)
+            if not sd.done:
+                raise RuntimeError(f"{sd.path}: torchrun finished without DONE.json; rerun the stage")
+        else:
+            run()
+    return load_trained(sd, build)
+
+
+def _train_and_finish(sd: StageDir, build: Callable[[str | None], Method], train_set: Callable[[Method], Any],
+                      train: TrainConfig, optim: OptimConfig, eval_set: Any, max_steps: int,
+                      after: Callable[[Method, StageDir], dict[str, Any]] | None, progress: bool) -> None:
+    """Train ``sd`` to the end (in this process, or as one rank of ``torchrun``); rank 0 runs ``after`` and
+    writes ``model.pt`` and ``DONE.json`` last, while the other ranks wait."""
+    where = distributed.world()
+    method = build(None)
+    result = fit(method, train_set(method), eval_set, train, optim, sd.path, resume=True,
+                 progress=progress and where.main, max_steps=max_steps)
+    if where.main:
         extra = after(method, sd) if after is not None else {}
         epochs = int(result.history["epoch"].max()) if len(result.history) else train.epochs
         steps = {"steps": int(max_steps)} if max_steps else {}
         sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), epochs=epochs, **steps,
                            **extra)
-    return load_trained(sd, build)
+    distributed.barrier()

@@ -15,6 +15,10 @@ evaluation split, a row appended to ``history.csv`` and an atomic checkpoint.
   the sample's own seed, derived from (``seed``, epoch, sample index) (:class:`SeededSamples`), and the loss's
   own draws from the main process's generator, reseeded each epoch and untouched by data loading. So
   ``num_workers`` 0, 2 or 16 give bit-identical weights, and ``num_workers`` rightly stays out of stage keys.
+- Several devices (``devices=N``, inside ``torchrun``; :mod:`wsss_lib.train.distributed` says how the step's
+  images are shared and which pitfalls are handled where): the method is wrapped in ``DistributedDataParallel``,
+  each rank runs its share of every optimizer step, rank 0 alone evaluates and writes. ``devices`` also stays out
+  of stage keys: the recipe (images per step, per forward pass where ``N`` divides ``accumulate_steps``) is the same.
 - A NaN or infinite loss term, gradient (when no fp16 ``GradScaler`` is there to skip the step) or parameter
   raises ``FloatingPointError`` naming the step, the epoch and the term or parameter. Parameters and
   optimizer states are checked before every checkpoint, so ``checkpoint.pt`` is finite by construction and
@@ -23,6 +27,7 @@ evaluation split, a row appended to ``history.csv`` and an atomic checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -32,6 +37,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -39,6 +45,7 @@ from wsss_lib.config import to_dict
 from wsss_lib.evaluation.quick import QuickEvalConfig, quick_cam_miou
 from wsss_lib.io import atomic_path, reading
 from wsss_lib.methods.base import Method, StepInfo
+from wsss_lib.train.distributed import StepBatches, World, all_sum, barrier, rank_split, world
 from wsss_lib.train.optim import OptimConfig, build_optimizer
 
 __all__ = ["TrainConfig", "TrainResult", "fit", "seed_everything", "resolve_device", "SeededSamples", "sample_seed"]
@@ -60,6 +67,9 @@ class TrainConfig:
     eval: QuickEvalConfig = field(default_factory=QuickEvalConfig)
     eval_every: int = 1
     """Quick CAM mIoU every ``eval_every`` epochs (0 = never)."""
+    devices: int = 1
+    """Processes training together (``torchrun`` + DDP, one per GPU, or gloo processes on a CPU); the stage launches
+    them (:func:`wsss_lib.train.distributed.launch`). Not part of stage keys: the recipe is the same."""
 
 
 @dataclass(frozen=True)
@@ -82,13 +92,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, where: World | None = None) -> torch.device:
+    """``name`` as a device; under several processes (``where.active``) ``cuda`` means this rank's GPU
+    (``cuda:LOCAL_RANK``)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    if device.type == "cuda" and device.index is None and where is not None and where.active:
+        device = torch.device("cuda", where.local_rank)
     return device
+
+
+def _rank_seed(seed: int, epoch: int, rank: int) -> int:
+    """The loss's random draws in ``epoch``: rank 0 as a single process, the other ranks their own streams."""
+    if rank == 0:
+        return _epoch_seed(seed, epoch)
+    return int(np.random.SeedSequence([seed, epoch, rank, 7919]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 @dataclass(frozen=True)
@@ -184,23 +205,33 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
     ``max_steps > 0`` trains for that many optimizer steps instead of ``cfg.epochs`` epochs (DeepLab-v2's
     recipe counts iterations): the poly schedule spans ``max_steps`` and the last epoch stops early."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
+    where = world()
+    if where.size != cfg.devices and (where.active or cfg.devices > 1):
+        raise RuntimeError(f"{out_dir.name}: devices={cfg.devices} but {where.size} process(es) run this training; "
+                           "a stage with devices > 1 is started by wsss_lib.train.distributed.launch (torchrun)")
+    split = rank_split(cfg.batch_size, optim.accumulate_steps, optim.accumulate_mode, where.size)
+    if where.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device, where)
     cuda = device.type == "cuda"
     amp_dtype = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.amp] if cuda else None
+    if where.active and cuda and split.micro_batch < cfg.batch_size:
+        from timm.layers import convert_sync_batchnorm  # forward passes split a micro-batch: pool BN over ranks
+
+        method = convert_sync_batchnorm(method)
     method.to(device)
     if cfg.channels_last:
         method.to(memory_format=torch.channels_last)
 
     loader_generator = torch.Generator()
     samples = SeededSamples(train_set, cfg.seed)
-    loader = DataLoader(samples, batch_size=cfg.batch_size, shuffle=True, drop_last=True, collate_fn=_collate,
-                        num_workers=cfg.num_workers, generator=loader_generator, pin_memory=cuda,
-                        persistent_workers=False)
-    if len(loader) < optim.accumulate_steps:
-        raise ValueError(f"{len(train_set)} training images give {len(loader)} batches of {cfg.batch_size}; "
-                         f"need at least accumulate_steps={optim.accumulate_steps}")
-    steps_per_epoch = len(loader) // optim.accumulate_steps
+    batches_of = StepBatches(len(samples), cfg.batch_size, optim.accumulate_steps, split, where, loader_generator)
+    loader = DataLoader(samples, batch_sampler=batches_of, collate_fn=_collate, num_workers=cfg.num_workers,
+                        generator=loader_generator, pin_memory=cuda, persistent_workers=False)
+    if batches_of.steps < 1:
+        raise ValueError(f"{len(train_set)} training images give {len(train_set) // cfg.batch_size} batches of "
+                         f"{cfg.batch_size}; need at least accumulate_steps={optim.accumulate_steps}")
+    steps_per_epoch = batches_of.steps
     total_steps = max_steps if max_steps > 0 else cfg.epochs * steps_per_epoch
     epochs = -(-total_steps // steps_per_epoch)
     optimizers = {phase: build_optimizer(method.param_groups(phase, optim.lr, optim.weight_decay), optim, total_steps)
@@ -228,12 +259,34 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
             tqdm.write(f"resuming {out_dir.name} after epoch {start_epoch}/{epochs}")
 
     def window_ends(micro_done: int) -> bool:
-        return (micro_done + 1) % optim.accumulate_steps == 0
+        return (micro_done + 1) % split.accumulate == 0
 
     param_names = {id(p): n for n, p in method.named_parameters()}
+    last_good = f"the last good checkpoint is {checkpoint if checkpoint.is_file() else 'none yet'}"
+    # several processes: DDP averages the gradients (the model every forward pass goes through); rank 0's initial
+    # (or resumed) state is broadcast to the others here
+    model = DistributedDataParallel(method, find_unused_parameters=True) if where.active else method
 
-    def where(info: StepInfo) -> str:
+    def where_(info: StepInfo) -> str:
         return f"at step {info.step} (epoch {info.epoch + 1})"
+
+    def check_terms(phase: str, terms: dict[str, torch.Tensor], info: StepInfo) -> None:
+        """Raise on a non-finite loss term of any rank (every rank raises the same error)."""
+        values = torch.stack([value.detach().float().reshape(()) for value in terms.values()])
+        if where.active:
+            table = torch.zeros(where.size, len(terms), device=values.device)
+            table[where.rank] = values
+            values_by_rank = all_sum(table).cpu()
+        else:
+            values_by_rank = values.cpu()[None]
+        bad = (~torch.isfinite(values_by_rank)).nonzero().tolist()
+        if bad:
+            rank, index = bad[0]
+            name = list(terms)[index]
+            on_rank = f" on rank {rank} of {where.size}" if where.active else ""
+            raise FloatingPointError(
+                f"{out_dir.name}: loss term {phase}/{name} is {values_by_rank[rank, index].item()} {where_(info)}"
+                f"{on_rank}; {last_good}")
 
     def step_phase(phase: str, info: StepInfo) -> None:
         if not method.should_step(phase, info):
@@ -244,15 +297,15 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
             bad = _nonfinite(grads)
             if bad:
                 raise FloatingPointError(
-                    f"{out_dir.name}: the gradient of {phase} parameter(s) {bad[:5]} is NaN or infinite {where(info)}; "
-                    f"the last good checkpoint is {checkpoint if checkpoint.is_file() else 'none yet'}")
+                    f"{out_dir.name}: the gradient of {phase} parameter(s) {bad[:5]} is NaN or infinite {where_(info)}; "
+                    f"{last_good}")
         scalers[phase].step(optimizers[phase])
         scalers[phase].update()
         optimizers[phase].zero_grad(set_to_none=True)
 
     started = time.perf_counter()
     for epoch in range(start_epoch, epochs):
-        seed_everything(_epoch_seed(cfg.seed, epoch))
+        seed_everything(_rank_seed(cfg.seed, epoch, where.rank))
         loader_generator.manual_seed(_epoch_seed(cfg.seed, epoch))
         samples.epoch = epoch
         method.set_train_mode()
@@ -262,46 +315,60 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
         # one iterator per epoch, made here: tqdm.auto's asyncio class calls iter() on an iterable it is given,
         # which for a DataLoader starts (and drops) a second set of workers and draws from loader_generator
         batches = iter(loader)
-        bar = tqdm(batches, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        bar = tqdm(batches, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}", disable=not (progress and where.main),
+                   leave=False)
         try:
             for batch in bar:
                 batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
                 if cfg.channels_last:
                     batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
-                step = epoch * steps_per_epoch + micro // optim.accumulate_steps
+                step = epoch * steps_per_epoch + micro // split.accumulate
                 info = StepInfo(step=step, total_steps=total_steps, epoch=epoch)
                 cache: dict = {}
-                total = torch.zeros(())
-                for phase in method.phases:
-                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                        terms = method.losses(phase, batch, info, cache)
-                    if not terms:
-                        continue
-                    total = sum(terms.values())
-                    for name, value in terms.items():
-                        if not torch.isfinite(value.detach()).all():
-                            raise FloatingPointError(
-                                f"{out_dir.name}: loss term {phase}/{name} is {value.item()} at step {step} (epoch "
-                                f"{epoch + 1}); the last good checkpoint is {checkpoint if checkpoint.is_file() else 'none yet'}")
-                        sums[f"{phase}/{name}"] = sums.get(f"{phase}/{name}", 0.0) + float(value.detach())
-                    if optim.accumulate_mode == "mean":
-                        total = total / optim.accumulate_steps
-                    scalers[phase].scale(total).backward()
-                    if method.step_after_each_phase and window_ends(micro):
-                        step_phase(phase, info)
+                shown = torch.zeros(())
+                # gradients are averaged over the ranks only on the micro-batch that ends the optimizer step
+                sync = model.no_sync() if where.active and not window_ends(micro) else contextlib.nullcontext()
+                with sync:
+                    for phase in method.phases:
+                        if not method.runs(phase, info):
+                            continue
+                        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                            terms = model(phase, batch, info, cache)
+                        if not terms:
+                            if where.active:
+                                raise RuntimeError(f"{type(method).__name__}.losses({phase!r}) returned no terms at "
+                                                   f"step {step}: under DDP a phase that computes nothing must say so "
+                                                   "in Method.runs, before its forward pass")
+                            continue
+                        check_terms(phase, terms, info)
+                        for name, value in terms.items():
+                            sums[f"{phase}/{name}"] = sums.get(f"{phase}/{name}", 0.0) + float(value.detach())
+                        total = sum(terms.values())
+                        shown = total.detach()  # the progress bar shows the terms' sum, before the scaling below
+                        if optim.accumulate_mode == "mean":
+                            total = total / split.divide_by
+                        elif split.multiply_by != 1.0:
+                            total = total * split.multiply_by
+                        scalers[phase].scale(total).backward()
+                        if method.step_after_each_phase and window_ends(micro):
+                            step_phase(phase, info)
                 micro += 1
-                if not method.step_after_each_phase and micro % optim.accumulate_steps == 0:
+                if not method.step_after_each_phase and micro % split.accumulate == 0:
                     for phase in method.phases:
                         step_phase(phase, info)
-                if micro >= epoch_steps * optim.accumulate_steps:
+                if micro >= epoch_steps * split.accumulate:
                     break
-                bar.set_postfix(loss=f"{float(total.detach()):.4f}")
+                bar.set_postfix(loss=f"{float(shown):.4f}", refresh=False)
         finally:
             # stop this epoch's loader workers now: the loop leaves the iterator on its last batch, and an abandoned
             # iterator keeps its workers (and makes a later step wait for them) until the garbage collector frees
             # the progress bar that refers to it
             bar.close()
             _stop_workers(batches)
+        if where.active:  # the history shows the mean over every rank's micro-batches
+            names = list(sums)
+            means = all_sum(torch.tensor([sums[n] for n in names], dtype=torch.float64, device=device)).cpu()
+            sums = {n: float(v) / where.size for n, v in zip(names, means)}
         row = {"epoch": epoch + 1, **{k: v / max(micro, 1) for k, v in sums.items()},
                "lr": optimizers[method.phases[0]].param_groups[0]["lr"]}
         # finite by construction: nothing non-finite is evaluated, checkpointed or called good
@@ -312,23 +379,27 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
                 f"{out_dir.name}: {len(bad)} tensor(s) hold NaN or infinite values at the end of epoch {epoch + 1} "
                 f"(step {info.step}), e.g. {bad[:5]}; not checkpointed. The last good checkpoint is "
                 f"{checkpoint if checkpoint.is_file() else 'none yet'}")
-        if eval_set is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
-            mean, std = method.normalization
-            try:
-                quick = quick_cam_miou(method.cam_model(), eval_set, mean, std, cfg.eval, device=device,
-                                       autocast_dtype=amp_dtype)
-            except FloatingPointError as exc:
-                raise FloatingPointError(f"{out_dir.name}: quick evaluation after epoch {epoch + 1}: {exc}") from exc
-            row.update({"quick_miou": quick["miou"], "quick_threshold": quick["threshold"]})
+        if where.main:
+            if eval_set is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
+                mean, std = method.normalization
+                try:
+                    quick = quick_cam_miou(method.cam_model(), eval_set, mean, std, cfg.eval, device=device,
+                                           autocast_dtype=amp_dtype)
+                except FloatingPointError as exc:
+                    raise FloatingPointError(f"{out_dir.name}: quick evaluation after epoch {epoch + 1}: {exc}") from exc
+                row.update({"quick_miou": quick["miou"], "quick_threshold": quick["threshold"]})
         history.append(row)
-        with atomic_path(out_dir / "history.csv") as tmp:
-            pd.DataFrame(history).to_csv(tmp, index=False)
-        with atomic_path(checkpoint) as tmp:
-            torch.save({"epoch": epoch + 1, "method": method.state_dict(),
-                        "optimizers": {p: o.state_dict() for p, o in optimizers.items()},
-                        "scalers": {p: s.state_dict() for p, s in scalers.items()},
-                        "train_config": to_dict(cfg), "optim_config": to_dict(optim)}, tmp)
-        if progress:
+        if where.main:
+            with atomic_path(out_dir / "history.csv") as tmp:
+                pd.DataFrame(history).to_csv(tmp, index=False)
+            with atomic_path(checkpoint) as tmp:
+                torch.save({"epoch": epoch + 1, "method": method.state_dict(),
+                            "optimizers": {p: o.state_dict() for p, o in optimizers.items()},
+                            "scalers": {p: s.state_dict() for p, s in scalers.items()},
+                            "train_config": to_dict(cfg), "optim_config": to_dict(optim)}, tmp)
+        barrier()  # the other ranks wait for rank 0's evaluation and checkpoint
+        last_good = f"the last good checkpoint is {checkpoint}"
+        if progress and where.main:
             shown = ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch")
             tqdm.write(f"{out_dir.name} epoch {epoch + 1}/{epochs}: {shown}")
     return TrainResult(out_dir=out_dir, history=pd.DataFrame(history), seconds=time.perf_counter() - started)
