@@ -38,3 +38,17 @@ def test_gpu_check_wiring_on_cpu(tmp_path, monkeypatch):
     assert "sparse walk at 128 px: exit status 0" in text
     assert (tmp_path / "cpu.csv").is_file() and (tmp_path / "rw-cpu.csv").is_file()
     assert gpu_check.OFFICIAL in rows and gpu_check.DEFAULT in rows
+
+
+def test_ddp_bench_appends_one_row_per_device_count(tmp_path):
+    import pandas as pd
+
+    from wsss_lib.bench_ddp import main
+
+    out = tmp_path / "ddp.csv"
+    main(["--devices", "1", "2", "--crop", "32", "--batch", "2", "--accumulate", "2", "--steps", "2", "--device",
+          "cpu", "--out", str(out)])
+    rows = pd.read_csv(out)
+    assert rows["devices"].tolist() == [1, 2] and rows["images"].tolist() == [8, 8]
+    assert rows["speedup_vs_first"].iloc[0] == 1.0 and (rows["images_per_s"] > 0).all()
+    assert (rows["overhead_s"] >= 0).all()

@@ -213,3 +213,15 @@ def test_every_profile_resources_block_reads(profile_name):
     assert set(profile.get("resources") or {}) <= {"default", *profile["notebooks"]}
     for stem in profile["notebooks"]:
         job_resources(profile, stem)
+
+
+def test_a_notebook_on_several_devices_asks_for_as_many_gpus():
+    from wsss_lib.reproduce import job_resources
+
+    profile = {"common": {}, "resources": {"default": {"gpus": 1}, "00_cpu": {"gpus": 0}},
+               "notebooks": {"01_train": {"devices": 8}, "02_one": {}, "00_cpu": {"devices": 2}}}
+    assert job_resources(profile, "01_train").gpus == 8
+    assert job_resources(profile, "02_one").gpus == 1
+    assert job_resources(profile, "00_cpu").gpus == 0  # CPU processes (gloo), no GPU asked
+    profile["common"]["devices"] = 4
+    assert job_resources(profile, "02_one").gpus == 4

@@ -27,7 +27,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -177,9 +177,13 @@ class JobResources:
 
 
 def job_resources(profile: dict[str, Any], stem: str) -> JobResources:
+    """The ``resources`` of notebook ``stem``; a notebook whose training stages run on ``devices: N`` GPUs
+    (torchrun + DDP) gets at least ``N`` GPUs."""
     blocks = profile.get("resources") or {}
     merged = {**(blocks.get("default") or {}), **(blocks.get(stem) or {})}
-    return from_dict(JobResources, merged, where=f"profile resources of {stem}")
+    res = from_dict(JobResources, merged, where=f"profile resources of {stem}")
+    devices = int({**profile.get("common", {}), **profile.get("notebooks", {}).get(stem, {})}.get("devices", 1))
+    return replace(res, gpus=devices) if res.gpus and devices > res.gpus else res
 
 
 def run_with_executor(executor_kind: str, profile: dict[str, Any], profile_name: str, notebooks: list[Path],

@@ -189,7 +189,7 @@ class ComparatorSettings:
             augment=AugmentConfig(crop_size=self.amn_crop_size, resize_mode="scale", resize_scale=self.amn_resize_scale,
                                   color_jitter=None),
             train=TrainConfig(epochs=self.amn_epochs, batch_size=self.amn_batch_size, num_workers=priors.num_workers,
-                              seed=seed, device=priors.device, amp=priors.amp, eval_every=0),
+                              devices=priors.devices, seed=seed, device=priors.device, amp=priors.amp, eval_every=0),
             optim=OptimConfig(algorithm="adam", lr=self.amn_lr, weight_decay=1e-4, poly_power=0.0),
             train_split=self.amn_train_split, labels_key=labels.key, labels_label=labels_label)
 

@@ -101,6 +101,7 @@ class PriorsSettings:
     device: str = "auto"
     amp: str = "fp16"
     num_workers: int = 2
+    devices: int = 1
     quick_eval_size: int = 128
     quick_eval_max_images: int = 0
     quick_eval_thresholds: tuple[float, ...] = (0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45)
@@ -129,8 +130,8 @@ class PriorsSettings:
             backbone=BackboneConfig(name=self.backbone, weights=self.weights, output_stride=self.output_stride),
             augment=AugmentConfig(crop_size=self.crop_size, resize_long_side=self.resize_long_side,
                                   color_jitter=self.color_jitter, randaugment=randaugment),
-            train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, num_workers=self.num_workers, seed=seed,
-                              device=self.device, amp=self.amp,
+            train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, num_workers=self.num_workers,
+                              devices=self.devices, seed=seed, device=self.device, amp=self.amp,
                               eval=QuickEvalConfig(size=self.quick_eval_size, max_images=self.quick_eval_max_images,
                                                    thresholds=tuple(self.quick_eval_thresholds))),
             optim=OptimConfig(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,

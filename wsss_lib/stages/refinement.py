@@ -228,6 +228,7 @@ class RefinementSettings:
     device: str = "auto"
     amp: str = "fp16"
     num_workers: int = 2
+    devices: int = 1
 
     @classmethod
     def from_namespace(cls, namespace: Mapping[str, Any]) -> "RefinementSettings":
@@ -255,7 +256,7 @@ class RefinementSettings:
             augment=AugmentConfig(crop_size=self.crop_size, resize_mode="long_side",
                                   resize_long_side=self.resize_long_side, color_jitter=None),
             train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, num_workers=self.num_workers,
-                              seed=self.seed, device=self.device, amp=self.amp, eval_every=0),
+                              devices=self.devices, seed=self.seed, device=self.device, amp=self.amp, eval_every=0),
             optim=OptimConfig(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
                               accumulate_steps=self.accumulate_steps),
             train_split=self.train_split, labels_key=labels.key, labels_label=labels_label)

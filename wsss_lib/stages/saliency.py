@@ -306,6 +306,7 @@ class SaliencySettings:
     device: str = "auto"
     amp: str = "fp16"
     num_workers: int = 2
+    devices: int = 1
 
     @classmethod
     def from_namespace(cls, namespace: Mapping[str, Any]) -> "SaliencySettings":
@@ -316,8 +317,8 @@ class SaliencySettings:
         return DatasetConfig(name=self.dataset, data_root=self.data_root)
 
     def _train(self, epochs: int, batch_size: int) -> TrainConfig:
-        return TrainConfig(epochs=epochs, batch_size=batch_size, num_workers=self.num_workers, seed=self.seed,
-                           device=self.device, amp=self.amp, eval_every=0)
+        return TrainConfig(epochs=epochs, batch_size=batch_size, num_workers=self.num_workers,
+                           devices=self.devices, seed=self.seed, device=self.device, amp=self.amp, eval_every=0)
 
     def c2am(self, hints: StageDir | None = None, hints_label: str = "") -> C2AMStageConfig:
         return C2AMStageConfig(

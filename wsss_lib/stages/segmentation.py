@@ -193,6 +193,7 @@ class SegmentationSettings:
     device: str = "auto"
     amp: str = "fp16"
     num_workers: int = 2
+    devices: int = 1
 
     @classmethod
     def from_namespace(cls, namespace: Mapping[str, Any]) -> "SegmentationSettings":
@@ -217,7 +218,7 @@ class SegmentationSettings:
                                   resize_long_side=self.resize_long_side, resize_scale=self.resize_scale,
                                   color_jitter=(0.3, 0.3, 0.3, 0.1) if self.color_jitter else None),
             train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, num_workers=self.num_workers,
-                              seed=self.seed, device=self.device, amp=self.amp, eval_every=0),
+                              devices=self.devices, seed=self.seed, device=self.device, amp=self.amp, eval_every=0),
             optim=OptimConfig(lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
                               weight_decay=self.weight_decay, accumulate_steps=self.accumulate_steps),
             iterations=self.iterations, train_split=self.train_split,
