@@ -37,6 +37,9 @@ per profile on 2 CPU cores and about 7 GB of checkpoints (ResNeSt-269: 440 MB pe
 8 minutes for both. The profile's own architectures stay covered by the full dry run (``make dry-runs``) and, in
 the unit tests, by building every backbone a profile names at its output stride (``tests/test_profile_backbones.py``).
 
+The dry run ends with the real run's training plan (:mod:`wsss_lib.plan`: each training stage it trained, with the
+profile's recipe restored from the manifest's caps), and fails if a recipe field does not map back to its parameter.
+
 Images per split are capped by the data: the fixtures are small. With ``--data`` pointing at a real dataset the dry
 run reads every image of each split (use the fixtures, or a subset tree, to keep it short).
 """

@@ -297,6 +297,7 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
         manifest["notebooks"][nb.stem] = entry
         atomic_write_json(manifest_path, manifest)
         started = time.perf_counter()
+        os.environ["WSSS_NOTEBOOK"] = nb.stem  # the kernel inherits it: a dry run's plan records name their notebook
         try:
             pm.execute_notebook(str(nb), str(output), parameters=params, kernel_name="python3", language="python",
                                 cwd=str(nb.parent), execution_timeout=timeout, progress_bar={"leave": False})
@@ -323,11 +324,30 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
             break
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     atomic_write_json(manifest_path, manifest)
+    if dry_run and not status and not pending:
+        status = _report_plan(profile, profile_name, out_dir, manifest)
     if pending:
         print(f"profile {profile_name}: shard {current_shard()} stopped at {pending} (other shards still missing)")
     elif not status:
         print(f"profile {profile_name}: {len(notebooks)} notebook(s) done; reports in {out_dir}")
     return status
+
+
+def _report_plan(profile: dict[str, Any], profile_name: str, out_dir: Path, manifest: dict[str, Any]) -> int:
+    """Write and print the real run's training plan (``wsss_lib.plan``); 1 if a row fails its mapping check."""
+    from wsss_lib.plan import write_plan
+
+    dataset = dataset_family(str(profile["common"].get("dataset", "synthetic")))
+    plan = write_plan(work_dir(profile_name), out_dir, manifest, dataset, repo_root() / "reports" / "bench" / "cuda.csv")
+    caption = (out_dir / "tables" / "plan.md").read_text().split("\n\n")[0]
+    shown = plan[["notebook", "stage", "run", "runs", "steps_per_run", "images_processed", "gpu_hours"]]
+    print(f"{caption}\n{shown.to_string(index=False)}\n(full table: {out_dir / 'tables' / 'plan.md'})")
+    bad = plan[plan["check"] != "ok"] if len(plan) else plan
+    if len(bad):
+        print(f"plan: {len(bad)} stage(s) fail the mapping check of wsss_lib.plan.RECIPE_PARAMETERS:\n"
+              + bad[["notebook", "stage", "run", "check"]].to_string(index=False))
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

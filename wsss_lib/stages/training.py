@@ -4,7 +4,10 @@ DeepLab), as ``stages/inference.py`` is for the per-image stages."""
 from __future__ import annotations
 
 import functools
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
@@ -16,7 +19,11 @@ from wsss_lib.train import distributed
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, fit, resolve_device
 
-__all__ = ["TrainedStage", "train_stage", "load_trained"]
+__all__ = ["TrainedStage", "train_stage", "load_trained", "PLAN_RECORDS"]
+
+PLAN_RECORDS = "plan-records.jsonl"
+"""In a dry run's work directory: one JSON line per training stage the dry run trained (its notebook, stage, key,
+training split and the capped recipe), from which ``wsss_lib.plan`` derives the real run's plan."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,9 @@ def train_stage(ctx: RunContext, stage: str, key: Any, name: str, build: Callabl
     """
     sd = ctx.store.stage(stage, key, name=name)
     if not sd.done:
+        plan = ctx.work_dir / PLAN_RECORDS if ctx.dry_run else None
         run = functools.partial(_train_and_finish, sd, build, train_set, train, optim, eval_set, max_steps, after,
-                                progress)
+                                progress, plan)
         if train.devices > 1 and not distributed.world().active:
             distributed.rank_split(train.batch_size, optim.accumulate_steps, optim.accumulate_mode, train.devices)
             backend = "nccl" if resolve_device(train.device).type == "cuda" else "gloo"
@@ -72,13 +80,17 @@ def train_stage(ctx: RunContext, stage: str, key: Any, name: str, build: Callabl
 
 def _train_and_finish(sd: StageDir, build: Callable[[str | None], Method], train_set: Callable[[Method], Any],
                       train: TrainConfig, optim: OptimConfig, eval_set: Any, max_steps: int,
-                      after: Callable[[Method, StageDir], dict[str, Any]] | None, progress: bool) -> None:
+                      after: Callable[[Method, StageDir], dict[str, Any]] | None, progress: bool,
+                      plan: Path | None = None) -> None:
     """Train ``sd`` to the end (in this process, or as one rank of ``torchrun``); rank 0 runs ``after`` and
-    writes ``model.pt`` and ``DONE.json`` last, while the other ranks wait."""
+    writes ``model.pt`` and ``DONE.json`` last, while the other ranks wait. ``plan``: a dry run's records file."""
     where = distributed.world()
     method = build(None)
-    result = fit(method, train_set(method), eval_set, train, optim, sd.path, resume=True,
+    dataset = train_set(method)
+    result = fit(method, dataset, eval_set, train, optim, sd.path, resume=True,
                  progress=progress and where.main, max_steps=max_steps)
+    if where.main and plan is not None:
+        _record_for_plan(plan, sd, dataset, train, optim, max_steps)
     if where.main:
         extra = after(method, sd) if after is not None else {}
         epochs = int(result.history["epoch"].max()) if len(result.history) else train.epochs
@@ -86,3 +98,23 @@ def _train_and_finish(sd: StageDir, build: Callable[[str | None], Method], train
         sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), epochs=epochs, **steps,
                            **extra)
     distributed.barrier()
+
+
+def _record_for_plan(plan: Path, sd: StageDir, dataset: Any, train: TrainConfig, optim: OptimConfig,
+                     max_steps: int) -> None:
+    """Append what this (dry-run) training stage did: its notebook (``WSSS_NOTEBOOK``, set by the runner), stage,
+    key, method and backbone, training split and size, and capped recipe."""
+    key = sd.config().get("config", {})
+    split_of = dataset
+    while not hasattr(split_of, "split") and hasattr(split_of, "base"):  # pseudo-masks, hints, ... over a split
+        split_of = split_of.base
+    record = {
+        "notebook": os.environ.get("WSSS_NOTEBOOK", ""), "stage": sd.stage, "name": sd.path.name, "key": sd.key,
+        "method": key.get("method", ""), "randaugment": bool((key.get("augment") or {}).get("randaugment", False)),
+        "backbone": (key.get("backbone") or {}).get("name", ""), "crop": (key.get("augment") or {}).get("crop_size"),
+        "split": getattr(split_of, "split", ""), "images": len(dataset), "epochs": train.epochs,
+        "batch_size": train.batch_size, "accumulate_steps": optim.accumulate_steps, "max_steps": int(max_steps),
+        "seed": train.seed,
+    }
+    with plan.open("a") as out:
+        out.write(json.dumps(record) + "\n")
