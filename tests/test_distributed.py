@@ -268,3 +268,12 @@ def test_batch_norm_network_on_two_processes_equals_one_bitwise(tmp_path):
     params = [k for k in one if one[k].is_floating_point() and "running" not in k]
     assert len(params) > 100 and all(torch.equal(one[k], two[k]) for k in params)
     assert any(not torch.equal(one[k], two[k]) for k in one if "running" in k)
+
+
+def test_a_step_that_cannot_be_shared_trains_on_fewer_devices():
+    from wsss_lib.train.distributed import usable_devices
+
+    assert usable_devices(1, 10, "sum", 8) == 5  # C²AM-H's detector, 1 x 10, on 8 GPUs
+    assert usable_devices(1, 10, "sum", 4) == 2
+    assert usable_devices(16, 2, "sum", 8) == 8 and usable_devices(16, 2, "sum", 3) == 2
+    assert usable_devices(3, 1, "mean", 2) == 1 and usable_devices(4, 1, "mean", 1) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -65,12 +65,22 @@ def train_stage(ctx: RunContext, stage: str, key: Any, name: str, build: Callabl
     sd = ctx.store.stage(stage, key, name=name)
     if not sd.done:
         plan = ctx.work_dir / PLAN_RECORDS if ctx.dry_run else None
+        launching = train.devices > 1 and not distributed.world().active
+        if launching:
+            devices = distributed.usable_devices(train.batch_size, optim.accumulate_steps, optim.accumulate_mode,
+                                                 train.devices)
+            if devices < train.devices:
+                print(f"{stage} {sd.path.name}: {devices} of devices={train.devices} processes train (an optimizer "
+                      f"step of {optim.accumulate_steps} x {train.batch_size} images cannot be shared by "
+                      f"{train.devices}; the recipe stays as it is)", flush=True)
+            train = replace(train, devices=devices)
+            launching = devices > 1
         run = functools.partial(_train_and_finish, sd, build, train_set, train, optim, eval_set, max_steps, after,
                                 progress, plan)
-        if train.devices > 1 and not distributed.world().active:
-            distributed.rank_split(train.batch_size, optim.accumulate_steps, optim.accumulate_mode, train.devices)
+        if launching:
             backend = "nccl" if resolve_device(train.device).type == "cuda" else "gloo"
-            distributed.launch(run, train.devices, backend=backend, label=f"{stage} {sd.path.name}", progress=progress)
+            distributed.launch(run, train.devices, backend=backend, label=f"{stage} {sd.path.name}",
+                               progress=progress)
             if not sd.done:
                 raise RuntimeError(f"{sd.path}: torchrun finished without DONE.json; rerun the stage")
         else:

@@ -65,8 +65,8 @@ from torch.utils.data import Sampler
 
 from wsss_lib.io import atomic_path
 
-__all__ = ["World", "world", "RankSplit", "rank_split", "StepBatches", "process_group", "launch", "main",
-           "all_sum", "barrier"]
+__all__ = ["World", "world", "RankSplit", "rank_split", "usable_devices", "StepBatches", "process_group", "launch",
+           "main", "all_sum", "barrier"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,19 @@ def rank_split(batch_size: int, accumulate_steps: int, accumulate_mode: str, dev
     if accumulate_mode == "mean":
         return RankSplit(micro, accumulate, accumulate, 1.0)
     return RankSplit(micro, accumulate, 1, devices * micro / batch_size)
+
+
+def usable_devices(batch_size: int, accumulate_steps: int, accumulate_mode: str, devices: int) -> int:
+    """The most devices, up to ``devices``, that can share this recipe's step (:func:`rank_split`). A stage whose
+    step cannot be shared by all of them trains on fewer rather than changing its recipe (C²AM-H's detector, 1 x 10,
+    runs on 5 of 8 GPUs); the stage says so."""
+    for n in range(max(1, devices), 0, -1):
+        try:
+            rank_split(batch_size, accumulate_steps, accumulate_mode, n)
+            return n
+        except ValueError:
+            continue
+    return 1
 
 
 class StepBatches(Sampler[list[int]]):
