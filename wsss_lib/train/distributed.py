@@ -47,6 +47,7 @@ The pitfalls, each handled here or in :func:`~wsss_lib.train.trainer.fit`:
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import datetime as dt
 import functools
@@ -233,13 +234,14 @@ def _launch(fn: Callable[[], object], devices: int, run_dir: Path, backend: str,
     if progress:
         print(f"{label}: torchrun, {devices} processes ({backend})", flush=True)
     tail = b""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a chunk may end inside a character
     try:
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) as proc:
             assert proc.stdout is not None
             for chunk in iter(functools.partial(proc.stdout.read1, 65536), b""):
                 tail = (tail + chunk)[-8000:]
                 if progress:
-                    sys.stdout.write(chunk.decode(errors="replace"))
+                    sys.stdout.write(decoder.decode(chunk))
                     sys.stdout.flush()
             code = proc.wait()
     finally:
