@@ -18,7 +18,7 @@ import json
 import platform
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -68,9 +68,8 @@ class RandomImages(torch.utils.data.Dataset):
 def _train(cfg: DDPBenchConfig, devices: int, out_dir: Path) -> None:
     """Train ``cfg.steps`` steps (one epoch) here or as one rank; rank 0 writes the loop's seconds."""
     backbone = BackboneConfig(name=cfg.backbone, weights="none")
-    extra = {} if cfg.method in ("cam", "puzzle", "acr") else {"untrained_ordinary": True}
-    torch.manual_seed(0)
-    method = build_method(cfg.method, method_config(cfg.method), backbone, cfg.num_classes, **extra)
+    torch.manual_seed(0)  # as wsss_lib.bench: methods with an ordinary classifier get an untrained one
+    method = build_method(cfg.method, method_config(cfg.method), backbone, cfg.num_classes, untrained_ordinary=True)
     images = cfg.steps * cfg.batch * cfg.accumulate
     train = TrainConfig(epochs=1, batch_size=cfg.batch, num_workers=cfg.num_workers, device=cfg.device, amp=cfg.amp,
                         eval_every=0, devices=devices)
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
                          accumulate=args.accumulate, steps=args.steps, device=args.device, amp=args.amp)
     rows = []
     for devices in args.devices:
-        row = run_once(replace(cfg), devices)
+        row = run_once(cfg, devices)
         rows.append(row)
         print(f"devices={devices}: {row['images_per_s']} images/s in the loop ({row['loop_s']} s), wall "
               f"{row['wall_s']} s, launcher and set-up {row['overhead_s']} s", flush=True)
