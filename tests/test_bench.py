@@ -31,13 +31,36 @@ def test_gpu_check_wiring_on_cpu(tmp_path, monkeypatch):
 
     rows = tuple(r for r in gpu_check.TRAIN_ROWS if not r[3] and r[0] == "cam")
     monkeypatch.setattr(gpu_check, "TRAIN_ROWS", rows)
+    monkeypatch.setattr(gpu_check, "STUDY_ROWS", ("cam",))
     assert gpu_check.main(["--device", "cpu", "--quick", "--no-dry-run", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "gpu-check-cpu.md").read_text()
     assert "| cam fp16 NCHW |" in text and "| cam fp16 channels_last |" in text
     assert "- cam: " in text and "x images/s" in text and "Dry run: skipped" in text
-    assert "sparse walk at 128 px: exit status 0" in text
-    assert (tmp_path / "cpu.csv").is_file() and (tmp_path / "rw-cpu.csv").is_file()
+    assert "sparse walk at 128 px: exit status 0" in text and "The study's scale" in text
+    assert len(pd.read_csv(tmp_path / "cpu.csv")) == len(rows) + 1 and (tmp_path / "rw-cpu.csv").is_file()
     assert gpu_check.OFFICIAL in rows and gpu_check.DEFAULT in rows
+
+    # a spent budget skips the rows left, names them, and fails the check; the summary is still written
+    assert gpu_check.main(["--device", "cpu", "--quick", "--no-dry-run", "--budget", "0", "--out",
+                           str(tmp_path / "b")]) == 1
+    text = (tmp_path / "b" / "gpu-check-cpu.md").read_text()
+    assert "- not measured (budget spent): cam fp16 NCHW" in text and "- cam: not measured" in text
+
+
+def test_gpu_check_reports_how_far_a_dry_run_got(tmp_path):
+    import json
+
+    from wsss_lib.gpu_check import _dry_run_outcome
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"notebooks": {
+        "01_cam_baseline": {"status": "ok", "seconds": 12.0},
+        "02_puzzle": {"status": "failed", "error": "RuntimeError: CUDA out of memory", "seconds": 3.0},
+        "03_occse": {"status": "running"}}}))
+    line = _dry_run_outcome(None, 99.0, 90.0, manifest)
+    assert line.startswith("stopped by its timeout after 90 s")
+    assert "01 ok (12 s), 02 failed (3 s), 03 running" in line and "FAILED 02_puzzle: RuntimeError: CUDA out" in line
+    assert _dry_run_outcome(0, 5.0, 0, tmp_path / "none.json").endswith("no manifest at " + str(tmp_path / "none.json"))
 
 
 def test_ddp_bench_appends_one_row_per_device_count(tmp_path):
