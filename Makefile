@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11:
 #   make reproduce [PROFILE=smoke|study|study-stress|paper-voc|paper-coco] [DATA=/path/to/dataset] [ONLY="00 01"] [FORCE=1]
-#                  [VERIFY=1] [DRY_RUN=1] [SET="seeds=[0] epochs=3"] [EXECUTOR=local|slurm]
+#                  [VERIFY=1] [DRY_RUN=1] [SET="seeds=[0] classifier.train.epochs=3"] [EXECUTOR=local|slurm]
 #   make test
 # Both create the virtual environment .venv (if missing) and install requirements.txt into it.
 

@@ -90,17 +90,27 @@ def tiny_synthetic(tmp_path_factory) -> Path:
     return root
 
 
-def tiny_run_settings(data_root: Path) -> dict:
-    """CPU-second settings of the priors and saliency notebooks on :func:`tiny_synthetic` (for stage tests)."""
-    from wsss_lib.stages.priors import PriorsSettings
-    from wsss_lib.stages.saliency import SaliencySettings
+TINY_LITE0 = {"name": "tf_efficientnet_lite0", "weights": "offline-lite0"}
+TINY_PARAMS = {
+    "classifier": {"backbone": TINY_LITE0, "augment": {"crop_size": 64, "resize_long_side": [48, 64]},
+                   "train": {"epochs": 1, "batch_size": 4, "eval": {"size": 64}}, "optim": {"accumulate_steps": 1}},
+    "ordinary": {},
+    "tta": {"scales": [1.0]},
+    "c2am": {"backbone": TINY_LITE0, "augment": {"crop_size": 64, "resize_fixed": 72}, "train": {"epochs": 1, "batch_size": 4},
+             "train_split": "train"},
+    "detector": {"backbone": TINY_LITE0, "detector": {"width": 16}, "augment": {"crop_size": 64},
+                 "train": {"epochs": 1, "batch_size": 4}, "optim": {"accumulate_steps": 1}, "train_split": "train"},
+    "pseudo_saliency": {},
+}
+"""CPU-second stage dicts of the priors and saliency notebooks on :func:`tiny_synthetic` (for stage tests)."""
 
-    return {
-        "priors": PriorsSettings(data_root=str(data_root), epochs=1, batch_size=4, crop_size=64,
-                                 resize_long_side=(48, 64), num_workers=0, device="cpu", quick_eval_size=64,
-                                 tta_scales=(1.0,)),
-        "saliency": SaliencySettings(data_root=str(data_root), train_split="train", eval_split="train", epochs=1,
-                                     batch_size=4, crop_size=64, resize_fixed=72, tta_scales=(1.0,), detector_epochs=1,
-                                     detector_batch_size=4, detector_accumulate_steps=1, detector_crop_size=64,
-                                     detector_width=16, device="cpu", num_workers=0),
-    }
+
+def tiny_configs(data_root: Path, num_workers: int = 0, **params):
+    """The typed configs of :data:`TINY_PARAMS` (``params`` merged over them, field by field) on ``data_root``, as a
+    notebook builds them (``wsss_lib.stages.parameters.notebook_configs``), on the CPU."""
+    from wsss_lib.config import merge
+    from wsss_lib.stages.parameters import notebook_configs
+
+    given = {name: merge(TINY_PARAMS.get(name, {}), value) for name, value in params.items()}
+    return notebook_configs("tests", dataset="synthetic", data_root=str(data_root),
+                            runtime={"device": "cpu", "num_workers": num_workers}, **{**TINY_PARAMS, **given})

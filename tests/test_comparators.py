@@ -328,17 +328,19 @@ def test_comparator_literature_has_sources_and_plausible_values():
     assert table.set_index("method").loc["P-NOC+LS", "priors mIoU (%)"] == 63.7
 
 
-def test_comparator_settings_check_names():
-    from wsss_lib.stages.comparators import ComparatorSettings, with_overrides
-    from wsss_lib.stages.priors import PriorsSettings
+def test_comparator_configs_merge_over_the_priors_recipe_and_check_names(tiny_synthetic):
+    from conftest import tiny_configs
 
-    settings = with_overrides(PriorsSettings(), {"lr": 0.01, "resize_long_side": [384, 512]}, "acr_overrides")
-    assert settings.lr == 0.01 and settings.resize_long_side == (384, 512)
-    with pytest.raises(KeyError, match="unknown priors settings"):
-        with_overrides(PriorsSettings(), {"learning_rate": 0.01}, "acr_overrides")
-    assert ComparatorSettings(rib_params={"steps": 3}).rib.steps == 3
-    with pytest.raises(Exception, match="stepz"):
-        _ = ComparatorSettings(rib_params={"stepz": 3}).rib
+    cfg = tiny_configs(tiny_synthetic, acr={"optim": {"lr": 0.01}, "augment": {"resize_long_side": [384, 512]}},
+                       rib={"steps": 3}, amn={}, amn_labels={"fg_threshold": 0.35})
+    assert cfg.acr.optim.lr == 0.01 and cfg.acr.augment.resize_long_side == (384, 512)
+    assert cfg.acr.augment.crop_size == cfg.classifier.augment.crop_size == 64  # the rest: the priors recipe
+    assert cfg.rib.steps == 3 and cfg.amn.optim.algorithm == "adam" and cfg.amn.backbone.frozen_bn
+    assert (cfg.amn_labels.mode, cfg.amn_labels.fg_threshold, cfg.amn_labels.bg_threshold) == ("conventional", 0.35, 0.05)
+    with pytest.raises(KeyError, match=r"acr.optim: unknown OptimConfig field\(s\) 'learning_rate'; known fields"):
+        tiny_configs(tiny_synthetic, acr={"optim": {"learning_rate": 0.01}})
+    with pytest.raises(KeyError, match="stepz"):
+        tiny_configs(tiny_synthetic, rib={"stepz": 3})
 
 
 # --------------------------------------------------------------------------------------------------------- stages
@@ -348,33 +350,35 @@ def test_comparator_runs_record_reload_resume_and_join_the_priors_runs(tmp_path,
     split as the CAM run it starts from; a second call recomputes nothing; a missing source run is named."""
     import json
 
-    from wsss_lib.stages.comparators import ComparatorSettings, run_comparators
+    from conftest import TINY_LITE0, tiny_configs
+
+    from wsss_lib.stages.comparators import run_comparators
     from wsss_lib.stages.context import RunContext
-    from wsss_lib.stages.priors import PriorsSettings, load_priors_runs, run_priors
+    from wsss_lib.stages.priors import load_priors_runs, run_priors
 
     ctx = RunContext.create("unit", str(tmp_path / "work"), str(tmp_path / "reports"))
-    priors = PriorsSettings(data_root=str(tiny_synthetic), epochs=1, batch_size=4, crop_size=64,
-                            resize_long_side=(48, 64), num_workers=0, device="cpu", quick_eval_size=64,
-                            tta_scales=(1.0,))
-    settings = ComparatorSettings(amn_train_split="train", amn_epochs=1, amn_batch_size=4, amn_lr=1e-4, amn_crop_size=64,
-                                  crf_workers=1, rib_params={"steps": 2, "batch_size": 2, "crop_size": 64,
-                                                             "resize_long_side": [48, 64]})
+    cfg = tiny_configs(tiny_synthetic, acr={"method_params": {"dim": 8, "low_dims": [4, 4], "decoder_width": 4}},
+                       amn={"backbone": TINY_LITE0, "train": {"epochs": 1, "batch_size": 4}, "optim": {"lr": 1e-4},
+                            "augment": {"crop_size": 64}, "train_split": "train"},
+                       amn_labels={}, rib={"steps": 2, "batch_size": 2, "crop_size": 64, "resize_long_side": [48, 64]})
+
+    def comparators(methods):
+        return run_comparators(ctx, cfg.classifier, methods, [0], acr=cfg.acr, amn=cfg.amn, amn_labels=cfg.amn_labels,
+                               rib=cfg.rib, tta=cfg.tta, workers=1, notebook="11", progress=False)
+
     with pytest.raises(FileNotFoundError, match="no priors run 'CAM'"):
-        run_comparators(ctx, priors, settings, ["AMN"], [0], progress=False)
+        comparators(["AMN"])
     with pytest.raises(KeyError, match="unknown comparator"):
-        run_comparators(ctx, priors, settings, ["SEAM"], [0], progress=False)
-    cam = run_priors(ctx, priors, "cam", notebook="01", progress=False)
-    acr_params = {"dim": 8, "low_dims": [4, 4], "decoder_width": 4}
-    runs = run_comparators(ctx, priors, settings, ["AMN", "RIB", "ACR"], [0], acr_params=acr_params,
-                           acr_overrides={"epochs": 1}, notebook="11", progress=False)
+        comparators(["SEAM"])
+    cam = run_priors(ctx, cfg.classifier, "cam", tta=cfg.tta, notebook="01", progress=False)
+    runs = comparators(["AMN", "RIB", "ACR"])
     assert sorted(r.label for r in runs) == ["ACR", "AMN", "RIB"]
     assert all(r.sweep.num_images == cam.sweep.num_images == 8 for r in runs)
     by_label = {r.label: r for r in runs}
     assert by_label["RIB"].classifier == cam.classifier  # RIB fine-tunes the CAM run's classifier per image
     assert json.loads(by_label["RIB"].cams.file("DONE.json").read_text())["computed"] == 8
     assert {r.label for r in load_priors_runs(ctx)} == {"CAM", "AMN", "RIB", "ACR"}
-    again = run_comparators(ctx, priors, settings, ["AMN", "RIB", "ACR"], [0], acr_params=acr_params,
-                            acr_overrides={"epochs": 1}, notebook="11", progress=False)
+    again = comparators(["AMN", "RIB", "ACR"])
     assert [r.cams.key for r in again] == [r.cams.key for r in runs]
     assert all(json.loads(r.cams.file("DONE.json").read_text())["finished"] ==
                json.loads(s.cams.file("DONE.json").read_text())["finished"] for r, s in zip(again, runs))  # reused

@@ -60,34 +60,55 @@ def test_coco_fixture_has_what_the_real_tree_has(tmp_path):
     assert 255 in masks and masks[masks != 255].max() <= 80  # crowd regions are void; ids are contiguous
 
 
-def test_caps_keep_the_profile_code_path_and_say_what_changed():
-    profile = load_profile("paper-voc")
-    params = {**profile["common"], **profile["notebooks"]["05_p_noc"]}
-    capped, changed = dry_run_parameters(params)
-    assert capped["profile"] == "paper-voc-dry" and capped["seeds"] == [0] and capped["epochs"] == 1
-    assert capped["weights"] == "none" and changed["weights"] == ("timm", "none")
-    assert capped["backbone"] == "resnest269e" and capped["label_smoothing"] == [0.0, 0.1]  # not capped
-    assert capped["accumulate_steps"] == 2 and capped["crop_size"] == 64
-    assert set(changed) <= set(CAPS) | {"profile"}
-    rib = dry_run_parameters({"rib_params": {"lr": 1e-5}})[0]["rib_params"]
-    assert rib["lr"] == 1e-5 and rib["steps"] == 1
-    assert dry_run_parameters({"weights": "offline-lite0"})[0]["weights"] == "offline-lite0"
+def _params(profile_name: str, stem: str) -> dict:
+    profile = load_profile(profile_name)
+    return {**profile["common"], **profile["notebooks"][stem]}
+
+
+def _capped(profile_name: str, stem: str, small: bool = False):
+    from wsss_lib.reproduce import _resolver
+
+    return dry_run_parameters(_params(profile_name, stem), small, _resolver(stem))
+
+
+def test_caps_act_on_the_resolved_configs_keep_the_code_path_and_say_what_changed():
+    capped, changed = _capped("paper-voc", "05_p_noc")
+    assert capped["profile"] == "paper-voc-dry" and capped["seeds"] == [0] and capped["label_smoothing"] == [0.0, 0.1]
+    # the profile writes classifier: {} (the paper's recipe, the config's defaults); the caps read the resolved values
+    assert _params("paper-voc", "05_p_noc")["classifier"] == {}
+    classifier = capped["classifier"]
+    assert classifier["train"]["epochs"] == 1 and changed["classifier.train.epochs"] == (15, 1)
+    assert classifier["backbone"] == {"weights": "none"} and changed["classifier.backbone.weights"] == ("timm", "none")
+    assert classifier["augment"]["crop_size"] == 64 and "accumulate_steps" not in classifier.get("optim", {})  # 2: kept
+    assert changed["tta.scales"] == ([0.5, 1.0, 1.5, 2.0], [0.5, 2.0]) and capped["runtime"]["num_workers"] == 2
+    assert set(changed) - {"profile"} <= {p for p, _ in _leaf_paths(capped)}
+    rib = _capped("paper-voc", "11_methods_class_groups")[0]["rib"]
+    assert rib["steps"] == 1 and rib["batch_size"] == 2 and "lr" not in rib  # RIB's other settings: its defaults
+    acr = _capped("paper-voc", "11_methods_class_groups")[0]["acr"]
+    assert acr["train"]["epochs"] == 1 and acr["optim"]["lr"] == 0.01  # ACR's own lr kept, its epochs capped
+    lite = {"classifier": {"backbone": {"name": "tf_efficientnet_lite0", "weights": "offline-lite0"}}}
+    assert dry_run_parameters(lite)[0]["classifier"]["backbone"]["weights"] == "offline-lite0"
     assert dry_run_profile_name("paper-coco") == "paper-coco-dry" == dry_run_profile_name("paper-coco-dry")
+
+
+def _leaf_paths(params: dict):
+    from wsss_lib.dry_run import leaves
+
+    return [leaf for name, value in params.items() for leaf in leaves(value, name)]
 
 
 def test_small_backbones_swap_each_backbone_for_the_smallest_of_its_family_and_say_so(tmp_path):
     import pandas as pd
     import timm
 
-    profile = load_profile("paper-voc")
-    params = {**profile["common"], **profile["notebooks"]["07_saliency_c2amh"]}
-    capped, changed = dry_run_parameters(params, small_backbones=True)
+    capped, changed = _capped("paper-voc", "07_saliency_c2amh", small=True)
     assert capped["profile"] == "paper-voc-small-dry" and is_dry_run_profile(capped["profile"])
-    assert changed["backbone"] == ("resnest269e", "resnest14d")
-    assert changed["detector_backbone"] == ("resnet50", "resnet26")
-    assert capped["epochs"] == 1 and capped["weights"] == "none"  # the ordinary caps still apply
-    assert dry_run_parameters(params)[0]["backbone"] == "resnest269e"  # only with small_backbones
-    assert dry_run_parameters({"backbone": "tf_efficientnet_lite0"}, True)[0]["backbone"] == "tf_efficientnet_lite0"
+    assert changed["c2am.backbone.name"] == ("resnest269e", "resnest14d")
+    assert changed["detector.backbone.name"] == ("resnet50", "resnet26")
+    assert capped["c2am"]["train"]["epochs"] == 1 and capped["c2am"]["backbone"]["weights"] == "none"  # still capped
+    assert "name" not in _capped("paper-voc", "07_saliency_c2amh")[0]["c2am"]["backbone"]  # only with small_backbones
+    lite = {"classifier": {"backbone": {"name": "tf_efficientnet_lite0"}}}
+    assert dry_run_parameters(lite, True)[0]["classifier"]["backbone"]["name"] == "tf_efficientnet_lite0"
     for small in set(SMALL_BACKBONES.values()):
         assert small in timm.list_models(), small
     ctx = RunContext.create("paper-voc-small-dry", str(tmp_path / "w"), str(tmp_path / "r"))
@@ -96,27 +117,40 @@ def test_small_backbones_swap_each_backbone_for_the_smallest_of_its_family_and_s
     assert "smallest of its family" in SMALL_DRY_RUN_NOTE
 
 
+def _resolved_paths(profile_name: str):
+    """Every (path, value) of every notebook parameter of a profile, stage dicts resolved over their defaults."""
+    from wsss_lib.config import to_dict
+    from wsss_lib.paths import repo_root
+    from wsss_lib.reproduce import notebook_defaults
+    from wsss_lib.stages.parameters import PARAMETER_TYPES, build_parameter
+
+    profile = load_profile(profile_name)
+    out = []
+    for stem, block in profile["notebooks"].items():
+        params = {**notebook_defaults(repo_root() / "notebooks" / f"{stem}.ipynb"), **profile["common"], **block}
+        resolved = {name: to_dict(build_parameter(name, params, stem)) if name in PARAMETER_TYPES else value
+                    for name, value in params.items()}
+        out += _leaf_paths(resolved)
+    return out
+
+
 def test_every_profile_backbone_has_a_small_substitute_of_its_family():
     from wsss_lib.config import available_profiles
 
-    names = set()
-    for name in available_profiles():
-        for block in [load_profile(name)["common"], *load_profile(name)["notebooks"].values()]:
-            names |= {v for k, v in (block or {}).items() if k.endswith("backbone") and isinstance(v, str)}
+    names = {value for name in available_profiles() for path, value in _resolved_paths(name)
+             if path.endswith("backbone.name")}
+    assert {"resnest269e", "resnet50"} <= names
     for name in names - {"tf_efficientnet_lite0"}:  # already the smallest: offline weights, kept as it is
         assert name in SMALL_BACKBONES, name
         assert SMALL_BACKBONES[name].rstrip("d").rstrip("0123456789") == name.rstrip("ed").rstrip("0123456789"), name
 
 
-def test_every_cap_names_a_parameter_of_some_notebook():
-    import papermill as pm
+def test_every_cap_matches_a_parameter_path_of_a_paper_profile():
+    import fnmatch
 
-    from wsss_lib.paths import repo_root
-
-    declared = set()
-    for notebook in sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        declared |= set(pm.inspect_notebook(str(notebook)))
-    assert set(CAPS) <= declared, set(CAPS) - declared
+    paths = {path for name in ("paper-voc", "paper-coco") for path, _ in _resolved_paths(name)}
+    for pattern in CAPS:
+        assert any(fnmatch.fnmatchcase(path, pattern) for path in paths), pattern
 
 
 def test_dry_run_tables_and_figures_say_so(tmp_path):

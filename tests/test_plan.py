@@ -18,12 +18,11 @@ def _record(**kw):
 
 
 def _manifest():
-    dry = {"epochs": 1, "batch_size": 2, "accumulate_steps": 2, "crop_size": 64, "seeds": [0], "ordinary_seed": 0,
-           "detector_epochs": 1, "detector_batch_size": 1, "detector_accumulate_steps": 2, "detector_crop_size": 64}
-    caps = {"epochs": [15, 1], "batch_size": [16, 2], "crop_size": [512, 64], "seeds": [[0, 1, 2], [0]],
-            "detector_epochs": [9, 1], "detector_batch_size": [1, 1], "detector_accumulate_steps": [10, 2],
-            "detector_crop_size": [512, 64]}
-    return {"notebooks": {"01_cam_baseline": {"parameters": dry}, "07_saliency_c2amh": {"parameters": dry}},
+    caps = {"classifier.train.epochs": [15, 1], "classifier.train.batch_size": [16, 2],
+            "classifier.augment.crop_size": [512, 64], "seeds": [[0, 1, 2], [0]],
+            "detector.train.epochs": [9, 1], "detector.optim.accumulate_steps": [10, 2],
+            "detector.augment.crop_size": [512, 64]}
+    return {"notebooks": {"01_cam_baseline": {"parameters": {}}, "07_saliency_c2amh": {"parameters": {}}},
             "dry_run_caps": {"01_cam_baseline": caps, "07_saliency_c2amh": {k: v for k, v in caps.items() if k != "seeds"}}}
 
 
@@ -59,7 +58,7 @@ def test_plan_restores_the_profile_recipe_seeds_and_real_split_sizes(tmp_path):
 
 def test_plan_flags_a_recipe_mapping_that_does_not_match_the_dry_run(tmp_path):
     plan = build_plan(_write(tmp_path, [_record(epochs=3)]), _manifest(), "voc", tmp_path / "none.csv")
-    assert plan["check"].iloc[0] == "epochs: dry run 1, stage 3"
+    assert plan["check"].iloc[0] == "classifier.train.epochs: dry run 1, stage 3"
 
 
 def test_a_broken_record_names_the_file_and_line(tmp_path):
@@ -67,3 +66,18 @@ def test_a_broken_record_names_the_file_and_line(tmp_path):
     path.write_text(json.dumps(_record()) + "\n{oops\n")
     with pytest.raises(ValueError, match=r"plan-records\.jsonl, line 2: not a JSON plan record"):
         build_plan(path, _manifest(), "voc", tmp_path / "none.csv")
+
+
+def test_only_the_stages_this_dry_run_used_are_planned(tmp_path):
+    """A record left by an earlier dry run (another key: the caps or the profile changed since) is not planned;
+    a stage this dry run reused from an earlier one keeps its record and is planned."""
+    records = _write(tmp_path, [_record(key="old", name="cam-resnest269e-seed0-old"), _record(key="aaa")])
+    used = tmp_path / "plan-used.jsonl"
+    used.write_text(json.dumps({"notebook": "01_cam_baseline", "key": "aaa"}) + "\n"
+                    + json.dumps({"notebook": "01_cam_baseline", "key": "aaa"}) + "\n")  # used twice: planned once
+    plan = build_plan(records, _manifest(), "voc", tmp_path / "none.csv", used)
+    assert plan["run"].tolist() == ["cam-resnest269e-seed0"] and len(plan) == 1
+    assert len(build_plan(records, _manifest(), "voc", tmp_path / "none.csv")) == 2  # no used file: every record
+    used.write_text(json.dumps({"notebook": "01_cam_baseline", "key": "zzz"}) + "\n")
+    with pytest.raises(ValueError, match=r"no record of the stage\(s\) \['zzz'\]"):
+        build_plan(records, _manifest(), "voc", tmp_path / "none.csv", used)

@@ -10,47 +10,56 @@ import torch
 
 from wsss_lib.stages.classifier import load_classifier, train_classifier, with_ordinary
 from wsss_lib.stages.context import RunContext
-from wsss_lib.stages.priors import PriorsSettings, load_priors_runs, method_label, run_priors, runs_table
+from wsss_lib.stages.priors import (
+    load_priors_runs,
+    method_classifier,
+    method_label,
+    ordinary_config,
+    run_priors,
+    runs_table,
+)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, tiny_synthetic):
+    from conftest import tiny_configs
+
     root = tmp_path_factory.mktemp("priors")
     ctx = RunContext.create("unit", str(root / "work"), str(root / "reports"))
-    settings = PriorsSettings(data_root=str(tiny_synthetic), epochs=1, batch_size=4, crop_size=64,
-                              resize_long_side=(48, 64), num_workers=0, device="cpu", quick_eval_size=64,
-                              tta_scales=(1.0,))
-    return ctx, settings
+    return ctx, tiny_configs(tiny_synthetic)
 
 
-def test_from_namespace_reads_notebook_parameters_and_rejects_missing_ones():
-    namespace = {f: getattr(PriorsSettings(), f) for f in PriorsSettings.__dataclass_fields__}
-    namespace.update(resize_long_side=[100, 200], tta_scales=[1.0], color_jitter=[], unrelated=3)
-    settings = PriorsSettings.from_namespace(namespace)
-    assert settings.resize_long_side == (100, 200) and settings.color_jitter is None
-    del namespace["lr"]
-    with pytest.raises(KeyError, match="lr"):
-        PriorsSettings.from_namespace(namespace)
+def test_notebook_configs_build_the_stage_dicts_over_their_defaults_and_name_typos(tiny_synthetic):
+    from conftest import tiny_configs
+
+    cfg = tiny_configs(tiny_synthetic, classifier={"augment": {"resize_long_side": [100, 200], "color_jitter": None}})
+    assert cfg.classifier.augment.resize_long_side == (100, 200) and cfg.classifier.augment.color_jitter is None
+    assert cfg.classifier.augment.crop_size == 64 and cfg.classifier.optim.lr == 0.1  # kept: the tiny dict, the default
+    assert cfg.classifier.train.device == "cpu" and cfg.classifier.dataset.data_root == str(tiny_synthetic)
+    assert cfg.ordinary.label_smoothing == 0.1 and cfg.tta.scales == (1.0,)
+    with pytest.raises(KeyError, match="did you mean 'epochs'"):
+        tiny_configs(tiny_synthetic, classifier={"train": {"epoch": 3}})
 
 
 def test_unknown_method_parameter_is_named(tiny):
-    _, settings = tiny
+    _, cfg = tiny
     with pytest.raises(KeyError, match="method 'puzzle'"):
-        settings.classifier("puzzle", {"reconstruction_weight": 4})
+        method_classifier(cfg.classifier, "puzzle", {"reconstruction_weight": 4})
 
 
 def test_methods_needing_the_ordinary_classifier_refuse_to_train_without_it(tiny):
-    ctx, settings = tiny
+    ctx, cfg = tiny
     with pytest.raises(ValueError, match="needs the ordinary classifier"):
-        train_classifier(ctx, settings.classifier("poc"), progress=False)
+        train_classifier(ctx, method_classifier(cfg.classifier, "poc"), progress=False)
 
 
 def test_pnoc_run_binds_the_ordinary_classifier_records_and_reloads(tiny):
-    ctx, settings = tiny
-    ordinary = train_classifier(ctx, settings.ordinary(), progress=False)
-    run = run_priors(ctx, settings, "pnoc", label_smoothing=0.1, seed=0, notebook="05_p_noc", progress=False)
+    ctx, cfg = tiny
+    ordinary = train_classifier(ctx, ordinary_config(cfg.classifier, cfg.ordinary), progress=False)
+    run = run_priors(ctx, cfg.classifier, "pnoc", tta=cfg.tta, ordinary=cfg.ordinary, label_smoothing=0.1, seed=0,
+                     notebook="05_p_noc", progress=False)
     assert run.label == "P-NOC+LS" and run.sweep.num_images == 8
-    cfg = with_ordinary(settings.classifier("pnoc", {"label_smoothing": 0.1}), ordinary)
+    cfg = with_ordinary(method_classifier(cfg.classifier, "pnoc", {"label_smoothing": 0.1}), ordinary)
     assert run.classifier.config()["config"]["ordinary_key"] == ordinary.stage.key
     # the OC's key is part of the hash: another OC means another P-NOC stage
     assert with_ordinary(cfg, replace(ordinary, stage=replace(ordinary.stage, key="other"))).hashed() != cfg.hashed()
@@ -68,10 +77,10 @@ def test_pnoc_run_binds_the_ordinary_classifier_records_and_reloads(tiny):
 
 
 def test_a_wrong_ordinary_classifier_is_refused(tiny):
-    ctx, settings = tiny
-    ordinary = train_classifier(ctx, settings.ordinary(), progress=False)
-    cfg = with_ordinary(settings.classifier("occse"), ordinary)
-    vanilla = train_classifier(ctx, settings.classifier("cam"), progress=False)
+    ctx, configs = tiny
+    ordinary = train_classifier(ctx, ordinary_config(configs.classifier, configs.ordinary), progress=False)
+    cfg = with_ordinary(method_classifier(configs.classifier, "occse"), ordinary)
+    vanilla = train_classifier(ctx, method_classifier(configs.classifier, "cam"), progress=False)
     with pytest.raises(ValueError, match="configured with ordinary classifier"):
         train_classifier(ctx, cfg, progress=False, ordinary=vanilla)
 
@@ -85,21 +94,21 @@ def test_a_run_on_data_with_regions_reports_part_far_body_and_context_scores(tmp
     from wsss_lib.data.synthetic import SyntheticConfig, generate
     from wsss_lib.evaluation.pathology import cam_region_counts
 
-    _, v1_settings = tiny
+    _, v1 = tiny
     generate(SyntheticConfig(image_size=64, n_train=6, n_train_aug_extra=2, n_val=2, emit_regions=True,
                              context_prob=1.0), tmp_path / "data", workers=1, progress=False)
     ctx = RunContext.create("unit", str(tmp_path / "work"), str(tmp_path / "reports"))
-    settings = replace(v1_settings, data_root=str(tmp_path / "data"))
-    run = run_priors(ctx, settings, "cam", notebook="01", progress=False)
+    classifier = replace(v1.classifier, dataset=replace(v1.classifier.dataset, data_root=str(tmp_path / "data")))
+    run = run_priors(ctx, classifier, "cam", tta=v1.tta, notebook="01", progress=False)
     summary = run.summary()
     for key in ("missed (%)", "spill (%)", "confused (%)", "part recall (%)", "far-body recall (%)", "context FP (%)"):
         assert key in summary
-    dataset = open_dataset(settings.data, "train", work_dir=ctx.work_dir, progress=False)
+    dataset = open_dataset(classifier.dataset, "train", work_dir=ctx.work_dir, progress=False)
     direct = cam_region_counts(run.cams.file("npz"), dataset, run.sweep.best_threshold, progress=False)
     np.testing.assert_array_equal(run.regions, direct)
     assert run.regions.sum() > 0
     again = load_priors_runs(ctx, labels=["CAM"])[0]
     np.testing.assert_array_equal(again.regions, run.regions)
     # data without the annotation (v1): the error breakdown only
-    v1 = [run_priors(tiny[0], v1_settings, "cam", notebook="01", progress=False)]
-    assert all("part recall (%)" not in r.summary() and "spill (%)" in r.summary() for r in v1)
+    runs = [run_priors(tiny[0], v1.classifier, "cam", tta=v1.tta, notebook="01", progress=False)]
+    assert all("part recall (%)" not in r.summary() and "spill (%)" in r.summary() for r in runs)

@@ -1,9 +1,10 @@
 """Every backbone a profile names is built at the profile's output stride with random weights and runs one forward
 pass (issue 16, item 4): a typo in a timm name, or a model timm cannot dilate, fails here, not after hours on a GPU.
 
-Backbones are collected from the profiles' YAML (keys ``backbone`` and ``*_backbone``, with the ``output_stride``
-of the same block, 16 when absent) and from the papermill overrides their comments document (``-p backbone X``,
-e.g. DeepLab-v2's ResNet-101)."""
+Backbones are collected from every stage config a profile's notebooks build (each ``backbone`` of a resolved stage
+dict, its name and output stride: the profile's values over the config's defaults, over the notebook's where the
+profile gives no dict) and from the overrides the profiles' comments document (``--set X.backbone.name=Y``, e.g.
+DeepLab-v2's ResNet-101)."""
 
 from __future__ import annotations
 
@@ -13,23 +14,30 @@ import re
 import pytest
 import torch
 
-from wsss_lib.config import available_profiles, load_profile, profile_path
+from wsss_lib.config import available_profiles, load_profile, profile_path, to_dict
 from wsss_lib.models.backbone import BackboneConfig, create_backbone
 
 
 def _named_backbones() -> dict[tuple[str, int], list[str]]:
     """``{(timm name, output stride): [where it is named]}`` over every profile."""
+    from wsss_lib.dry_run import leaves
+    from wsss_lib.paths import repo_root
+    from wsss_lib.reproduce import notebook_defaults
+    from wsss_lib.stages.parameters import PARAMETER_TYPES, build_parameter
+
     found: dict[tuple[str, int], list[str]] = {}
     for profile in available_profiles():
         data = load_profile(profile)
-        blocks = {"common": data["common"], **data["notebooks"]}
-        for block_name, block in blocks.items():
-            for key, value in block.items():
-                if key == "backbone" or key.endswith("_backbone"):
-                    stride = int(block.get("output_stride", 16)) if key == "backbone" else 16
-                    found.setdefault((str(value), stride), []).append(f"{profile}:{block_name}.{key}")
-        for name in re.findall(r"-p backbone (\S+)", profile_path(profile).read_text()):
-            found.setdefault((name, 16), []).append(f"{profile}: papermill override in a comment")
+        for stem, block in data["notebooks"].items():
+            params = {**notebook_defaults(repo_root() / "notebooks" / f"{stem}.ipynb"), **data["common"], **block}
+            for name in set(params) & set(PARAMETER_TYPES):
+                values = dict(leaves(to_dict(build_parameter(name, params, stem)), name))
+                for path, value in values.items():
+                    if path.endswith("backbone.name"):
+                        stride = int(values.get(path.replace(".name", ".output_stride"), 16))
+                        found.setdefault((str(value), stride), []).append(f"{profile}:{stem}.{path}")
+        for name in re.findall(r"--set \S+\.backbone\.name=(\S+)", profile_path(profile).read_text()):
+            found.setdefault((name, 16), []).append(f"{profile}: override in a comment")
     return found
 
 

@@ -208,38 +208,44 @@ def test_for_each_missing_resumes_and_runs_in_processes(tmp_path):
 # ------------------------------------------------------------------------------------------ stages end to end
 @pytest.fixture(scope="module")
 def refinement_ctx(tmp_path_factory, tiny_synthetic):
-    from conftest import tiny_run_settings
+    from conftest import TINY_LITE0, tiny_configs
 
     from wsss_lib.stages.context import RunContext
     from wsss_lib.stages.priors import run_priors
-    from wsss_lib.stages.refinement import RefinementSettings
     from wsss_lib.stages.saliency import run_saliency
 
     root = tmp_path_factory.mktemp("refinement")
     ctx = RunContext.create("unit", str(root / "work"), str(root / "reports"))
-    tiny = tiny_run_settings(tiny_synthetic)
-    run_priors(ctx, tiny["priors"], "cam", progress=False)
-    run_saliency(ctx, tiny["saliency"], "", progress=False)
-    settings = RefinementSettings(data_root=str(tiny_synthetic), train_split="train", eval_splits=("train", "val"),
-                                  epochs=2, batch_size=4, crop_size=64, resize_long_side=(48, 64), radius=4,
-                                  exp_times=3, device="cpu", num_workers=2)
-    return ctx, settings
+    cfg = tiny_configs(tiny_synthetic, num_workers=2, affinity={
+        "backbone": TINY_LITE0, "augment": {"crop_size": 64, "resize_long_side": [48, 64]},
+        "train": {"epochs": 2, "batch_size": 4}, "loss": {"radius": 4}, "train_split": "train"},
+        labels={}, walk={"exp_times": 3}, pseudo={})
+    run_priors(ctx, cfg.classifier, "cam", tta=cfg.tta, progress=False)
+    run_saliency(ctx, cfg.c2am, cfg.detector, "", eval_split="train", tta=cfg.tta, workers=0, progress=False)
+    return ctx, cfg
+
+
+def _refinement(ctx, cfg, priors, saliency):
+    from wsss_lib.stages.refinement import run_refinement
+
+    return run_refinement(ctx, cfg.affinity, priors, saliency, eval_splits=("train", "val"), labels=cfg.labels,
+                          walk=cfg.walk, pseudo=cfg.pseudo, workers=2, progress=False)
 
 
 def test_refinement_rows_record_reload_and_score(refinement_ctx):
     from wsss_lib.data import open_dataset
     from wsss_lib.reporting.refinement_report import label_quality_table, table7
-    from wsss_lib.stages.refinement import load_refinement_runs, run_refinement
+    from wsss_lib.stages.refinement import load_refinement_runs
 
-    ctx, settings = refinement_ctx
-    conventional = run_refinement(ctx, settings, "CAM", "", progress=False)
-    aware = run_refinement(ctx, settings, "CAM", "C2AM", progress=False)
+    ctx, cfg = refinement_ctx
+    conventional = _refinement(ctx, cfg, "CAM", "")
+    aware = _refinement(ctx, cfg, "CAM", "C2AM")
     assert conventional.labels.config()["config"]["labels"]["mode"] == "conventional"
     assert aware.labels.config()["config"]["labels"]["mode"] == "saliency"
     for run in (conventional, aware):
         for split, result in run.splits.items():
             pngs = sorted((result.masks.path / "SegmentationClass").glob("*.png"))
-            dataset = open_dataset(settings.data, split, work_dir=ctx.work_dir)
+            dataset = open_dataset(cfg.data, split, work_dir=ctx.work_dir)
             assert [p.stem for p in pngs] == sorted(dataset.ids) and all(Image.open(p).mode == "P" for p in pngs)
             assert 0 < result.masks_confusion.scores().miou <= 1
     table = table7([conventional, aware])
@@ -248,18 +254,16 @@ def test_refinement_rows_record_reload_and_score(refinement_ctx):
     assert label_quality_table([conventional, aware])["confident pixels"].between(0, 100).all()
     records = load_refinement_runs(ctx)
     assert {r["label"] for r in records} == {"CAM (conventional labels)", "CAM + C2AM"}
-    again = run_refinement(ctx, settings, "CAM", "C2AM", progress=False)  # cached: nothing retrains
+    again = _refinement(ctx, cfg, "CAM", "C2AM")  # cached: nothing retrains
     assert again.affinity.stage == aware.affinity.stage and again.splits["val"].masks == aware.splits["val"].masks
 
 
 def test_missing_runs_are_named(refinement_ctx):
-    from wsss_lib.stages.refinement import run_refinement
-
-    ctx, settings = refinement_ctx
+    ctx, cfg = refinement_ctx
     with pytest.raises(FileNotFoundError, match="no priors run 'P-NOC\\+LS'"):
-        run_refinement(ctx, settings, "P-NOC+LS", "", progress=False)
+        _refinement(ctx, cfg, "P-NOC+LS", "")
     with pytest.raises(FileNotFoundError, match="no saliency run 'C2AM-H \\(X\\)'"):
-        run_refinement(ctx, settings, "CAM", "C2AM-H (X)", progress=False)
+        _refinement(ctx, cfg, "CAM", "C2AM-H (X)")
 
 
 def test_affinity_label_dataset_names_missing_and_stray_labels(tmp_path, tiny_synthetic):

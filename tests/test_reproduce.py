@@ -150,13 +150,42 @@ def test_set_overrides_the_notebooks_that_declare_the_parameter(notebooks):
 
 def test_benchmark_check_reads_the_study_recipe_as_notebook_01_would():
     from wsss_lib.benchmark_check import notebook_namespace
-    from wsss_lib.stages.priors import PriorsSettings
 
     study = notebook_namespace("study", "01_cam_baseline")
-    assert (study["dataset"], study["epochs"], study["crop_size"]) == ("synthetic-v2", 6, 160)
-    assert study["device"] == "auto"  # not in the profile: the notebook's default
+    assert study["dataset"] == "synthetic-v2" and study["classifier"]["train"]["epochs"] == 6
+    assert study["classifier"]["augment"]["crop_size"] == 160 and study["tta"]["scales"] == [0.5, 1.0, 1.5, 2.0]
+    assert study["overrides"] == {}  # not in the profile: the notebook's default
     assert notebook_namespace("study-stress", "01_cam_baseline")["dataset"] == "synthetic-v2-stress"
-    assert PriorsSettings.from_namespace(study).tta_scales == (0.5, 1.0, 1.5, 2.0)
+
+
+def test_set_changes_one_nested_field_and_keeps_the_others(capsys):
+    """--set classifier.train.epochs=3 changes that field of the profile's dict (or of the notebook's default dict
+    where the profile gives none) in every notebook that has it; a wrong field fails the check, naming the profile's
+    file and the config's known fields, before anything runs."""
+    from wsss_lib.config import load_profile
+    from wsss_lib.paths import repo_root
+    from wsss_lib.reproduce import apply_overrides, notebook_defaults, validate_parameters
+
+    notebooks = discover_notebooks(repo_root() / "notebooks", ["01", "02", "07", "11"])
+    study = load_profile("study")
+    out = apply_overrides(study, notebooks[:2], {"classifier.train.epochs": 3, "runtime.devices": 2})
+    for stem in ("01_cam_baseline", "02_puzzle_cam"):
+        classifier = out["notebooks"][stem]["classifier"]
+        assert classifier["train"]["epochs"] == 3 and classifier["train"]["eval"]["size"] == 160  # kept
+        assert classifier["augment"] == {"crop_size": 160, "resize_long_side": [144, 176]}
+        assert out["notebooks"][stem]["runtime"] == {"device": "auto", "devices": 2, "num_workers": 2}
+    assert study["notebooks"]["01_cam_baseline"]["classifier"]["train"]["epochs"] == 6  # the loaded profile: unchanged
+    # the study profile gives notebook 11 no amn dict: the notebook's default dict, with the one field changed
+    out = apply_overrides(study, [notebooks[3]], {"amn.train.epochs": 2})
+    default = notebook_defaults(notebooks[3])["amn"]
+    assert out["notebooks"]["11_methods_class_groups"]["amn"] == {**default, "train": {**default["train"], "epochs": 2}}
+    with pytest.raises(SystemExit, match="c2am"):  # no notebook of this run has a c2am dict
+        apply_overrides(study, notebooks[:2], {"c2am.train.epochs": 2})
+    typo = apply_overrides(study, notebooks[:1], {"classifier.train.epochz": 3})
+    with pytest.raises(SystemExit) as failed:
+        validate_parameters(notebooks[:1], typo, None)
+    assert "study.yaml" in str(failed.value) and "did you mean 'epochs'" in str(failed.value)
+    assert "01_cam_baseline: classifier.train" in str(failed.value)
 
 
 def test_a_pending_shard_stops_the_batch_cleanly(tmp_path, monkeypatch, capsys):
@@ -219,9 +248,9 @@ def test_a_notebook_on_several_devices_asks_for_as_many_gpus():
     from wsss_lib.reproduce import job_resources
 
     profile = {"common": {}, "resources": {"default": {"gpus": 1}, "00_cpu": {"gpus": 0}},
-               "notebooks": {"01_train": {"devices": 8}, "02_one": {}, "00_cpu": {"devices": 2}}}
+               "notebooks": {"01_train": {"runtime": {"devices": 8}}, "02_one": {}, "00_cpu": {"runtime": {"devices": 2}}}}
     assert job_resources(profile, "01_train").gpus == 8
     assert job_resources(profile, "02_one").gpus == 1
     assert job_resources(profile, "00_cpu").gpus == 0  # CPU processes (gloo), no GPU asked
-    profile["common"]["devices"] = 4
+    profile["notebooks"]["02_one"]["runtime"] = {"devices": 4}
     assert job_resources(profile, "02_one").gpus == 4

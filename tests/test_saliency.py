@@ -173,26 +173,33 @@ def test_adam_option_with_constant_rate():
 # ------------------------------------------------------------------------------------------ stages end to end
 @pytest.fixture(scope="module")
 def saliency_ctx(tmp_path_factory, tiny_synthetic):
-    from conftest import tiny_run_settings
+    from conftest import tiny_configs
 
     from wsss_lib.stages.context import RunContext
     from wsss_lib.stages.priors import run_priors
 
     root = tmp_path_factory.mktemp("saliency")
     ctx = RunContext.create("unit", str(root / "work"), str(root / "reports"))
-    settings = tiny_run_settings(tiny_synthetic)
-    run_priors(ctx, settings["priors"], "cam", progress=False)
-    return ctx, settings["saliency"]
+    cfg = tiny_configs(tiny_synthetic)
+    run_priors(ctx, cfg.classifier, "cam", tta=cfg.tta, progress=False)
+    return ctx, cfg
+
+
+def _saliency(ctx, cfg, hints):
+    from wsss_lib.stages.saliency import run_saliency
+
+    return run_saliency(ctx, cfg.c2am, cfg.detector, hints, eval_split="train", tta=cfg.tta, pseudo=cfg.pseudo_saliency,
+                        workers=0, progress=False)
 
 
 def test_c2am_and_c2amh_runs_record_and_reload(saliency_ctx):
     from wsss_lib.reporting.saliency_report import table6
     from wsss_lib.stages.priors import load_priors_runs
-    from wsss_lib.stages.saliency import load_saliency_runs, run_saliency
+    from wsss_lib.stages.saliency import load_saliency_runs
 
-    ctx, settings = saliency_ctx
-    plain = run_saliency(ctx, settings, "", progress=False)
-    hinted = run_saliency(ctx, settings, "CAM", progress=False)
+    ctx, cfg = saliency_ctx
+    plain = _saliency(ctx, cfg, "")
+    hinted = _saliency(ctx, cfg, "CAM")
     assert plain.label == "C2AM" and hinted.label == "C2AM-H (CAM)"
     assert "main/hint" in hinted.c2am.history.columns and "main/hint" not in plain.c2am.history.columns
     assert not hinted.c2am.invert  # hints anchor the foreground: no border heuristic
@@ -204,21 +211,25 @@ def test_c2am_and_c2amh_runs_record_and_reload(saliency_ctx):
     for key, value in hinted.c2am.method.state_dict().items():
         assert torch.equal(value, reloaded["C2AM-H (CAM)"].c2am.method.state_dict()[key]), key
     # a rerun loads every stage instead of retraining
-    again = run_saliency(ctx, settings, "CAM", progress=False)
+    again = _saliency(ctx, cfg, "CAM")
     assert again.c2am.stage == hinted.c2am.stage and again.refined == hinted.refined
-    scores = table6(ctx, [plain, hinted], load_priors_runs(ctx, ["CAM"]), settings.data, "train", progress=False)
+    scores = table6(ctx, [plain, hinted], load_priors_runs(ctx, ["CAM"]), cfg.data, "train", progress=False)
     assert list(scores.table["priors"]) == ["CAM", "GT", "CAM", "GT"]
     assert scores.table[["P.", "R."]].notna().all().all() and scores.table[["P.", "R."]].le(100).all().all()
 
 
 def test_missing_hint_source_and_mismatched_hints_are_named(saliency_ctx):
+    from dataclasses import replace
+
     from wsss_lib.stages.saliency import run_saliency, train_c2am
 
-    ctx, settings = saliency_ctx
+    ctx, cfg = saliency_ctx
     with pytest.raises(FileNotFoundError, match="no priors run 'P-NOC\\+LS'"):
-        run_saliency(ctx, settings, "P-NOC+LS", progress=False)
+        _saliency(ctx, cfg, "P-NOC+LS")
     with pytest.raises(ValueError, match="configured with hints none"):
-        train_c2am(ctx, settings.c2am(), hints=ctx.store.stage("cams", {"x": 1}), progress=False)
+        train_c2am(ctx, cfg.c2am, hints=ctx.store.stage("cams", {"x": 1}), progress=False)
+    with pytest.raises(ValueError, match="pseudo-saliency of 'train'"):
+        run_saliency(ctx, cfg.c2am, replace(cfg.detector, train_split="train_aug"), "", progress=False)
 
 
 def test_c2am_method_adds_the_hint_term_only_with_hints_and_trains_the_head():

@@ -202,27 +202,33 @@ def test_voc_server_export_rejects_bad_predictions(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- stages
-def _settings(data_root: Path, **overrides):
-    from wsss_lib.stages.segmentation import SegmentationSettings
+def _configs(data_root: Path, iterations: int = 0):
+    from conftest import tiny_configs
 
-    values = dict(data_root=str(data_root), train_split="train", eval_split="val", backbone="tf_efficientnet_lite0",
-                  weights="none", epochs=1, batch_size=4, crop_size=48, resize_long_side=(48, 64), tta_scales=(1.0,),
-                  crf="deeplab_v2", device="cpu", num_workers=0)
-    values.update(overrides)
-    return SegmentationSettings(**values)
+    return tiny_configs(data_root, segmentation={
+        "backbone": {"name": "tf_efficientnet_lite0", "weights": "none"},
+        "augment": {"crop_size": 48, "resize_long_side": [48, 64]}, "train": {"epochs": 1, "batch_size": 4},
+        "iterations": iterations, "train_split": "train"}, inference={"scales": [1.0], "crf": "deeplab_v2"})
+
+
+def _run(ctx, cfg, source, test_split=""):
+    from wsss_lib.stages.segmentation import run_segmentation
+
+    return run_segmentation(ctx, cfg.segmentation, source, eval_split="val", test_split=test_split,
+                            inference=cfg.inference, workers=0, progress=False)
 
 
 def test_ground_truth_run_end_to_end_with_export_and_cache(tmp_path, tiny_synthetic):
     from wsss_lib.stages.context import RunContext
-    from wsss_lib.stages.segmentation import load_segmentation_runs, run_segmentation
+    from wsss_lib.stages.segmentation import load_segmentation_runs
 
     root = tmp_path / "data"
     shutil.copytree(tiny_synthetic, root)
     sets = root / "VOC2012" / "ImageSets" / "Segmentation" if (root / "VOC2012").is_dir() else root / "ImageSets" / "Segmentation"
     shutil.copy(sets / "val.txt", sets / "test.txt")  # a split to export (the synthetic data has no test split)
     ctx = RunContext.create("t", str(tmp_path / "work"), str(tmp_path / "reports"))
-    settings = _settings(root, test_split="test", iterations=3)
-    run = run_segmentation(ctx, settings, "ground truth", progress=False)
+    cfg = _configs(root, iterations=3)
+    run = _run(ctx, cfg, "ground truth", test_split="test")
     assert run.trained.history["epoch"].tolist() == [1, 2]  # 8 images / batch 4 = 2 steps per epoch, 3 steps
     assert 0.0 <= run.confusion.scores().miou <= 1.0 and run.confusion_before_crf is not None
     assert len(list((run.predictions.path / "SegmentationClass").glob("*.png"))) == 4
@@ -231,18 +237,17 @@ def test_ground_truth_run_end_to_end_with_export_and_cache(tmp_path, tiny_synthe
     record, = load_segmentation_runs(ctx)
     assert record["supervision"] == "F" and record["model"] == "V3+" and record["miou"] == pytest.approx(
         100 * run.confusion.scores().miou)
-    again = run_segmentation(ctx, settings, "ground truth", progress=False)  # every stage cached
+    again = _run(ctx, cfg, "ground truth", test_split="test")  # every stage cached
     assert again.trained.stage == run.trained.stage and again.predictions == run.predictions
     assert np.array_equal(again.confusion.counts, run.confusion.counts)
 
 
 def test_unknown_source_names_notebook_08(tmp_path, tiny_synthetic):
     from wsss_lib.stages.context import RunContext
-    from wsss_lib.stages.segmentation import run_segmentation
 
     ctx = RunContext.create("t", str(tmp_path / "work"), str(tmp_path / "reports"))
     with pytest.raises(FileNotFoundError, match="notebook 08"):
-        run_segmentation(ctx, _settings(tiny_synthetic), "P-NOC+LS + C2AM-H (P-NOC+LS)", progress=False)
+        _run(ctx, _configs(tiny_synthetic), "P-NOC+LS + C2AM-H (P-NOC+LS)")
 
 
 def test_pseudo_mask_training_set_reads_the_masks_not_the_ground_truth(tmp_path, tiny_synthetic):
@@ -306,9 +311,9 @@ def test_same_stage_key_gives_the_same_weights_whatever_ran_before(tmp_path, tin
     """The stage key names the weights: the new layers' initialisation must not depend on the process's RNG
     state (found: a notebook and a script trained different networks under one key)."""
     from wsss_lib.stages.context import RunContext
-    from wsss_lib.stages.segmentation import GROUND_TRUTH, train_segmentation
+    from wsss_lib.stages.segmentation import train_segmentation
 
-    cfg = _settings(tiny_synthetic, iterations=1).stage_config(None, GROUND_TRUTH)
+    cfg = _configs(tiny_synthetic, iterations=1).segmentation
     weights = []
     for run in range(2):
         torch.rand(17 + run)  # a different history of random draws before each run

@@ -383,17 +383,15 @@ def test_history_frames_written_by_stages_reload(tmp_path):
 def test_a_classifier_stage_trained_with_zero_or_two_workers_saves_the_same_weights(tmp_path, tiny_synthetic):
     """The user-facing promise: one stage key (workers are not part of it) names one set of weights, with the real
     augmentation (random resize, flip, colour jitter, crop) on the synthetic benchmark."""
+    from conftest import tiny_configs
+
     from wsss_lib.stages.classifier import train_classifier
     from wsss_lib.stages.context import RunContext
-    from wsss_lib.stages.priors import PriorsSettings
 
     trained = []
     for workers in (0, 2):
         ctx = RunContext.create("unit", str(tmp_path / f"work{workers}"), str(tmp_path / f"reports{workers}"))
-        settings = PriorsSettings(data_root=str(tiny_synthetic), epochs=1, batch_size=4, crop_size=64,
-                                  resize_long_side=(48, 64), num_workers=workers, device="cpu", quick_eval_size=64,
-                                  tta_scales=(1.0,))
-        cfg = settings.classifier("cam")
+        cfg = tiny_configs(tiny_synthetic, num_workers=workers).classifier
         assert cfg.train.num_workers == workers
         trained.append(train_classifier(ctx, cfg, progress=False))
     zero, two = trained

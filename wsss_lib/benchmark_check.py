@@ -35,8 +35,10 @@ from wsss_lib.evaluation.pathology import group_error_breakdown, label_prior_los
 from wsss_lib.paths import repo_root
 from wsss_lib.reporting.cam_report import trivial_baselines
 from wsss_lib.reproduce import notebook_parameters
+from wsss_lib.stages.classifier import ClassifierStageConfig
 from wsss_lib.stages.context import RunContext
-from wsss_lib.stages.priors import PriorsRun, PriorsSettings, run_priors
+from wsss_lib.stages.parameters import notebook_configs
+from wsss_lib.stages.priors import PriorsRun, run_priors
 
 __all__ = ["CLEAN_PROFILE", "STRESS_PROFILE", "notebook_namespace", "criteria_table", "main"]
 
@@ -55,12 +57,16 @@ def notebook_namespace(profile_name: str, stem: str) -> dict:
     return namespace
 
 
-def _vanilla_runs(profile_name: str, seeds: Sequence[int], progress: bool) -> tuple[list[PriorsRun], PriorsSettings, RunContext]:
-    namespace = notebook_namespace(profile_name, NOTEBOOK)
+def _vanilla_runs(profile_name: str, seeds: Sequence[int], progress: bool
+                  ) -> tuple[list[PriorsRun], ClassifierStageConfig, RunContext]:
+    ns = notebook_namespace(profile_name, NOTEBOOK)
     ctx = RunContext.create(profile_name)
-    settings = PriorsSettings.from_namespace(namespace)
-    runs = [run_priors(ctx, settings, "cam", seed=seed, notebook=NOTEBOOK, progress=progress) for seed in seeds]
-    return runs, settings, ctx
+    cfg = notebook_configs(NOTEBOOK, dataset=ns["dataset"], data_root=ns["data_root"], runtime=ns["runtime"],
+                           overrides=ns["overrides"], classifier=ns["classifier"], ordinary=ns["ordinary"],
+                           tta=ns["tta"])
+    runs = [run_priors(ctx, cfg.classifier, "cam", tta=cfg.tta, ordinary=cfg.ordinary, seed=seed, notebook=NOTEBOOK,
+                       progress=progress) for seed in seeds]
+    return runs, cfg.classifier, ctx
 
 
 def _mean(runs: Sequence[PriorsRun], key: str) -> float:
@@ -116,16 +122,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else list(notebook_namespace(CLEAN_PROFILE, NOTEBOOK)["seeds"])
     progress = not args.no_progress
-    clean, settings, ctx = _vanilla_runs(CLEAN_PROFILE, seeds, progress)
+    clean, classifier, ctx = _vanilla_runs(CLEAN_PROFILE, seeds, progress)
     stress, _, _ = _vanilla_runs(STRESS_PROFILE, seeds, progress)
-    train = open_dataset(settings.data, settings.train_split, work_dir=ctx.work_dir, progress=False)
-    evaluated = open_dataset(settings.data, settings.eval_split, work_dir=ctx.work_dir, progress=False)
+    train = open_dataset(classifier.dataset, classifier.train_split, work_dir=ctx.work_dir, progress=False)
+    evaluated = open_dataset(classifier.dataset, classifier.eval_split, work_dir=ctx.work_dir, progress=False)
     fill = float(trivial_baselines(evaluated).set_index("baseline").loc["fill with a present class", "miou"])
     table = criteria_table(clean, stress, class_groups(evaluated), label_prior_loss(train.labels), fill)
     ctx.save_table(table, "benchmark_v2_criteria",
                    f"Pre-registered design criteria of benchmark v2 (data_cards/synthetic_wsss.md), checked on the vanilla "
                    f"CAM alone, seeds {seeds}, study recipe; clean = synthetic-v2, stress = synthetic-v2-stress, split "
-                   f"{settings.eval_split}.")
+                   f"{classifier.eval_split}.")
     with pd.option_context("display.max_colwidth", 200, "display.width", 200):
         print(table.to_string(index=False))
     return 0 if bool(table["holds"].all()) else 1

@@ -7,27 +7,31 @@ DRY_RUN=1``) runs each notebook with :func:`dry_run_parameters` of its profile p
 figure it writes says "dry run" (``RunContext.dry_run``). Without ``--data`` the runner generates the fixtures of
 ``wsss_lib.data.fixtures.dry_run_data`` (VOC or COCO layout, by the profile's ``dataset``) under ``work/<profile>-dry/fixtures/``.
 
-The caps (:data:`CAPS`), keyed by notebook parameter name; a parameter not listed keeps the profile's value:
+The caps (:data:`CAPS`) are keyed by parameter path: a top-level notebook parameter (``seeds``) or a dotted path
+into a stage config (``*`` matches any run of names, dots included). They act on the *resolved* config, the
+profile's dict over the config's defaults, so a profile that writes ``classifier: {}`` (the paper's recipe) is
+capped too; only the leaves a cap changes are written into the notebook's dict. A path not listed keeps its value:
 
-==============================  ==================================================================================
-parameter                       dry-run value
-==============================  ==================================================================================
-``profile``                     ``<profile>-dry`` (separate work and reports folders)
-``seeds``                       the first seed only
-``epochs``, ``detector_epochs``, 1 epoch; ``iterations`` (DeepLab-v2's step count) at most 2
-``amn_epochs``
-``batch_size``, ``amn_batch_size`` 2; ``detector_batch_size`` 1; ``accumulate_steps``/``detector_accumulate_steps``
-                                at most 2 (the accumulation path still runs)
-``crop_size``, ``detector_crop_size``, 64 px; ``resize_long_side`` [64, 96]; ``resize_fixed`` 72 (C²AM's resize ->
-``amn_crop_size``, ``quick_eval_size`` crop)
-``weights``, ``detector_weights`` ``timm`` (a hub download) becomes ``none``: the profile's architectures with random
-                                weights, **only because --dry-run says so** (a real run never falls back)
-``num_workers``, ``crf_workers`` at most 2
-``n_samples``                   at most 2 (figure grids)
-``tta_scales``                  the smallest and the largest (the multi-scale path runs; 2 scales instead of 4)
-``rib_params``                  1 step of batch 2 at crop 64 (the profile's other RIB settings kept)
-``acr_overrides``               1 epoch, batch 2, crop 64, long side [64, 96] (the profile's other ACR settings kept)
-==============================  ==================================================================================
+=====================================  ===========================================================================
+parameter path                         dry-run value
+=====================================  ===========================================================================
+``profile``                            ``<profile>-dry`` (separate work and reports folders)
+``seeds``                              the first seed only
+``*.train.epochs``                     1 epoch; ``segmentation.iterations`` (DeepLab-v2's step count) at most 2
+``*.train.batch_size``                 at most 2 (the detector's 1 stays 1)
+``*.optim.accumulate_steps``           at most 2 (the accumulation path still runs)
+``*.crop_size``                        64 px; ``*.resize_long_side`` [64, 96]; ``*.resize_fixed`` 72 (C²AM's resize ->
+                                       crop); ``*.train.eval.size`` 64
+``*.backbone.weights``                 ``timm`` (a hub download) becomes ``none``: the profile's architectures with
+                                       random weights, **only because --dry-run says so** (a real run never falls back)
+``runtime.num_workers``, ``crf_workers`` at most 2
+``n_samples``                          at most 2 (figure grids)
+``tta.scales``, ``inference.scales``   the smallest and the largest (the multi-scale path runs; 2 scales instead of 4)
+``rib.steps``, ``rib.batch_size``      1 step of batch 2 (with RIB's crop capped by ``*.crop_size``)
+=====================================  ===========================================================================
+
+ACR's recipe (``acr``, merged over the priors ``classifier``) is capped like every classifier: 1 epoch, batch 2,
+crop 64, long side [64, 96].
 
 ``--small-backbones`` (``make dry-runs-small``, what ``make test`` runs in CI) adds one more cap, :data:`SMALL_CAPS`:
 every backbone becomes the smallest timm model of its family (:data:`SMALL_BACKBONES`: ResNeSt-269 -> ResNeSt-14d,
@@ -46,9 +50,13 @@ run reads every image of each split (use the fixtures, or a subset tree, to keep
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import fnmatch
+from typing import Any, Callable, Mapping
 
-__all__ = ["CAPS", "SMALL_BACKBONES", "SMALL_CAPS", "dry_run_parameters", "dry_run_profile_name", "is_dry_run_profile"]
+from wsss_lib.config import set_path
+
+__all__ = ["CAPS", "SMALL_BACKBONES", "SMALL_CAPS", "dry_run_parameters", "dry_run_profile_name", "is_dry_run_profile",
+           "leaves"]
 
 DRY_SUFFIX = "-dry"
 CROP = 64
@@ -66,42 +74,30 @@ def _random_weights(value: Any) -> Any:
     return "none" if value == "timm" else value
 
 
-def _rib(value: Any) -> dict:
-    return {**dict(value or {}), "steps": 1, "batch_size": 2, "crop_size": CROP, "resize_long_side": [CROP, 96]}
-
-
-def _acr(value: Any) -> dict:
-    return {**dict(value or {}), "epochs": 1, "batch_size": 2, "accumulate_steps": 1, "crop_size": CROP,
-            "resize_long_side": [CROP, 96]}
+def _two_scales(value: Any) -> Any:
+    return sorted({min(value), max(value)})
 
 
 CAPS: dict[str, Callable[[Any], Any]] = {
     "seeds": _first,
-    "epochs": lambda v: 1,
-    "detector_epochs": lambda v: 1,
-    "amn_epochs": lambda v: 1,
-    "iterations": lambda v: min(int(v), 2),
-    "batch_size": lambda v: 2,
-    "amn_batch_size": lambda v: 2,
-    "detector_batch_size": lambda v: 1,
-    "accumulate_steps": _at_most(2),
-    "detector_accumulate_steps": _at_most(2),
-    "crop_size": lambda v: CROP,
-    "detector_crop_size": lambda v: CROP,
-    "amn_crop_size": lambda v: CROP,
-    "quick_eval_size": lambda v: CROP,
-    "resize_long_side": lambda v: [CROP, 96],
-    "resize_fixed": lambda v: 72,
-    "weights": _random_weights,
-    "detector_weights": _random_weights,
-    "num_workers": _at_most(2),
-    "crf_workers": _at_most(2),
     "n_samples": _at_most(2),
-    "tta_scales": lambda v: sorted({min(v), max(v)}),
-    "rib_params": _rib,
-    "acr_overrides": _acr,
+    "crf_workers": _at_most(2),
+    "runtime.num_workers": _at_most(2),
+    "*.train.epochs": lambda v: 1,
+    "segmentation.iterations": _at_most(2),
+    "*.train.batch_size": _at_most(2),
+    "*.optim.accumulate_steps": _at_most(2),
+    "*.crop_size": lambda v: CROP,
+    "*.resize_long_side": lambda v: [CROP, 96],
+    "*.resize_fixed": lambda v: 72,
+    "*.train.eval.size": lambda v: CROP,
+    "*.backbone.weights": _random_weights,
+    "tta.scales": _two_scales,
+    "inference.scales": _two_scales,
+    "rib.steps": lambda v: 1,
+    "rib.batch_size": _at_most(2),
 }
-"""The dry run's caps: notebook parameter name -> function of the profile's value (see the module docstring)."""
+"""The dry run's caps: parameter path pattern -> function of the resolved value (see the module docstring)."""
 
 
 SMALL_BACKBONES: dict[str, str] = {
@@ -116,7 +112,7 @@ def _small_backbone(value: Any) -> Any:
     return SMALL_BACKBONES.get(value, value)
 
 
-SMALL_CAPS: dict[str, Callable[[Any], Any]] = {"backbone": _small_backbone, "detector_backbone": _small_backbone}
+SMALL_CAPS: dict[str, Callable[[Any], Any]] = {"*.backbone.name": _small_backbone}
 """The one extra cap of ``--small-backbones`` (on top of :data:`CAPS`)."""
 
 SMALL_SUFFIX = "-small"
@@ -132,20 +128,41 @@ def is_dry_run_profile(profile: str) -> bool:
     return profile.endswith(DRY_SUFFIX)
 
 
-def dry_run_parameters(params: dict[str, Any], small_backbones: bool = False) -> tuple[dict[str, Any], dict[str, tuple]]:
+def leaves(value: Any, prefix: str) -> list[tuple[str, Any]]:
+    """``(dotted path, value)`` of every leaf of a nested dict (a non-dict value is one leaf, at ``prefix``)."""
+    if isinstance(value, Mapping) and value:
+        return [leaf for key, inner in value.items() for leaf in leaves(inner, f"{prefix}.{key}")]
+    return [(prefix, value)]
+
+
+def _cap_for(path: str, caps: Mapping[str, Callable[[Any], Any]]) -> Callable[[Any], Any] | None:
+    return next((cap for pattern, cap in caps.items() if fnmatch.fnmatchcase(path, pattern)), None)
+
+
+def dry_run_parameters(params: dict[str, Any], small_backbones: bool = False,
+                       resolve: Callable[[str, dict[str, Any]], dict[str, Any] | None] | None = None
+                       ) -> tuple[dict[str, Any], dict[str, tuple]]:
     """``params`` (one notebook's, from the profile) with the caps applied (and :data:`SMALL_CAPS` with
-    ``small_backbones``), and ``{name: (profile value, dry-run value)}`` for what changed. Only parameters the profile
-    sets are capped: a paper profile sets every setting its notebooks have."""
+    ``small_backbones``), and ``{path: (profile value, dry-run value)}`` for what changed.
+
+    ``resolve(name, params)``: the complete config of the dict parameter ``name`` as a nested dict (the runner
+    passes ``wsss_lib.stages.parameters``' build), or ``None`` for a parameter that is not a stage config; the caps
+    read that and write only the leaves they change into ``params[name]``. Without it a dict is capped as given."""
     out = dict(params)
     changed: dict[str, tuple] = {}
     if "profile" in out:
         out["profile"] = dry_run_profile_name(str(out["profile"]), small_backbones)
         changed["profile"] = (params["profile"], out["profile"])
     caps = {**CAPS, **SMALL_CAPS} if small_backbones else CAPS
-    for name, cap in caps.items():
-        if name in out:
-            value = cap(out[name])
-            if value != out[name]:
-                changed[name] = (out[name], value)
-            out[name] = value
+    for name in list(out):
+        value = out[name]
+        resolved = resolve(name, params) if resolve is not None and isinstance(value, Mapping) else None
+        for path, leaf in leaves(resolved if resolved is not None else value, name):
+            cap = _cap_for(path, caps)
+            if cap is None:
+                continue
+            capped = cap(leaf)
+            if capped != leaf:
+                changed[path] = (leaf, capped)
+                out = set_path(out, path, capped, where="dry run") if "." in path else {**out, path: capped}
     return out, changed

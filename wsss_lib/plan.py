@@ -6,15 +6,16 @@ training split and capped recipe; ``wsss_lib.stages.training``). :func:`build_pl
 the stage the real run trains, with the profile's values from the dry run's manifest (``dry_run_caps``: each capped
 parameter's profile and dry-run value):
 
-- the notebook parameters that feed a stage's recipe (epochs, batch, accumulation, crop, backbone: the dry run may
-  swap it for a small one) are named in :data:`RECIPE_PARAMETERS` (per stage kind; ACR's classifier reads its
-  ``acr_overrides`` first). A self-check guards the table: each named parameter's *dry-run*
-  value must equal what the stage recorded, otherwise the row says ``mapping check failed`` (a test runs it);
+- the stage dict that feeds a training stage's recipe is named by :data:`STAGE_PARAMETERS` (per stage kind; ACR's
+  classifier: ``acr``), the recipe's fields by :data:`RECIPE_FIELDS` (epochs, batch, accumulation, crop, backbone:
+  the dry run may swap it for a small one), as paths inside that dict. A field the dry run capped takes the
+  profile's value; a self-check guards the table: the capped *dry-run* value must equal what the stage recorded,
+  otherwise the row's check names the path (a test runs it);
 - images per epoch: the real size of the training split (``VOC_SPLIT_SIZES``, ``COCO_SPLIT_SIZES``; COCO counts
   every image of the split, including the few without annotations that the CAM stages skip);
 - optimizer steps: ``epochs * (images // (batch_size * accumulate_steps))``, or DeepLab-v2's ``iterations``;
 - runs: the dry run keeps the first seed only, so a stage trained with that seed in a notebook whose ``seeds`` were
-  capped runs once per seed of the profile, except the ordinary classifier (``ordinary_seed``, RandAugment), trained
+  capped runs once per seed of the profile, except the ordinary classifier (a CAM classifier with RandAugment), trained
   once;
 - GPU hours: where ``reports/bench/cuda.csv`` (``make gpu-check``, :mod:`wsss_lib.bench`) holds a training figure for
   the stage's method, backbone and crop, ``images processed / images per s``, from the fastest measured setting;
@@ -34,21 +35,16 @@ import pandas as pd
 from wsss_lib.data.coco import COCO_SPLIT_SIZES
 from wsss_lib.data.voc import VOC_SPLIT_SIZES
 
-__all__ = ["RECIPE_PARAMETERS", "build_plan", "write_plan"]
+__all__ = ["STAGE_PARAMETERS", "RECIPE_FIELDS", "build_plan", "write_plan"]
 
-_PRIORS = {"epochs": "epochs", "batch_size": "batch_size", "accumulate_steps": "accumulate_steps", "crop": "crop_size",
-           "backbone": "backbone"}
-RECIPE_PARAMETERS: dict[str, dict[str, str]] = {
-    "classifier": _PRIORS,
-    "c2am": _PRIORS,
-    "detector": {"epochs": "detector_epochs", "batch_size": "detector_batch_size",
-                 "accumulate_steps": "detector_accumulate_steps", "crop": "detector_crop_size",
-                 "backbone": "detector_backbone"},
-    "affinity": _PRIORS,
-    "segmentation": {**_PRIORS, "max_steps": "iterations"},
-    "amn": {"epochs": "amn_epochs", "batch_size": "amn_batch_size", "crop": "amn_crop_size", "backbone": "backbone"},
-}
-"""Stage kind -> recipe field -> the notebook parameter it comes from."""
+STAGE_PARAMETERS: dict[str, str] = {"classifier": "classifier", "c2am": "c2am", "detector": "detector",
+                                    "affinity": "affinity", "segmentation": "segmentation", "amn": "amn"}
+"""Training stage kind -> the notebook's stage dict it is built from (ACR's classifier: ``acr``)."""
+
+RECIPE_FIELDS: dict[str, str] = {"epochs": "train.epochs", "batch_size": "train.batch_size",
+                                 "accumulate_steps": "optim.accumulate_steps", "crop": "augment.crop_size",
+                                 "backbone": "backbone.name", "max_steps": "iterations"}
+"""Recipe field -> its path inside the stage dict."""
 
 _SPLIT_SIZES = {"voc": dict(VOC_SPLIT_SIZES), "coco": dict(COCO_SPLIT_SIZES)}
 
@@ -74,38 +70,51 @@ def _gpu_figures(bench_csv: Path) -> pd.DataFrame:
     return frame[frame["train_images_per_s"].notna()] if "train_images_per_s" in frame else frame.iloc[:0]
 
 
-def build_plan(records_path: Path, manifest: dict[str, Any], dataset: str, bench_csv: Path) -> pd.DataFrame:
-    """One row per training stage of the real run (see the module docstring)."""
+def _used_keys(path: Path | None) -> list[str] | None:
+    """The stage keys the dry run used, in order (``None`` without the file: every record counts)."""
+    if path is None or not path.is_file():
+        return None
+    keys = [json.loads(line)["key"] for line in path.read_text().splitlines() if line.strip()]
+    return list(dict.fromkeys(keys))
+
+
+def build_plan(records_path: Path, manifest: dict[str, Any], dataset: str, bench_csv: Path,
+               used_path: Path | None = None) -> pd.DataFrame:
+    """One row per training stage of the real run (see the module docstring): the records of the stages the dry
+    run used (``used_path``; a record of a stage it did not use, left by an earlier dry run, is not planned)."""
     sizes = _SPLIT_SIZES.get(dataset, {})
     figures = _gpu_figures(bench_csv)
     caps: dict[str, dict[str, list]] = manifest.get("dry_run_caps", {})
     rows = []
-    for record in _records(records_path):
+    records = _records(records_path)
+    used = _used_keys(used_path)
+    if used is not None:
+        by_key = {r["key"]: r for r in records}
+        missing = [k for k in used if k not in by_key]
+        if missing:
+            raise ValueError(f"{records_path}: no record of the stage(s) {missing} this dry run used; delete "
+                             f"{records_path.parent} and run the dry run again")
+        records = [by_key[k] for k in used]
+    for record in records:
         nb = record["notebook"]
-        dry = dict((manifest.get("notebooks", {}).get(nb) or {}).get("parameters", {}))
-        real = {**dry, **{name: values[0] for name, values in caps.get(nb, {}).items()}}
-        fields = dict(RECIPE_PARAMETERS.get(record["stage"], {}))
+        nb_caps = caps.get(nb, {})
+        param = "acr" if record["method"] == "acr" else STAGE_PARAMETERS.get(record["stage"], record["stage"])
         checks = []
         recipe = {}
-        overrides_dry, overrides_real = {}, {}
-        if record["method"] == "acr":
-            overrides_dry, overrides_real = dict(dry.get("acr_overrides") or {}), dict(real.get("acr_overrides") or {})
-        for field, param in fields.items():
+        for field, sub in RECIPE_FIELDS.items():
             recorded = record.get(field)
-            name = "crop_size" if field == "crop" else field
-            if name in overrides_dry or param in dry:
-                dry_value = overrides_dry.get(name, dry.get(param))
-                real_value = overrides_real.get(name, real.get(param))
-                if field == "max_steps" and not recorded:
-                    continue  # an epoch-based stage of a notebook that also has iterations
-                if dry_value != recorded and not (field == "max_steps" and int(dry_value or 0) == recorded):
-                    checks.append(f"{param}: dry run {dry_value!r}, stage {recorded!r}")
-                recipe[field] = real_value
-            else:
-                recipe[field] = recorded  # not a notebook parameter here: the stage's own value, uncapped
-        for field in ("epochs", "batch_size", "accumulate_steps", "crop", "backbone"):
-            recipe.setdefault(field, record.get(field))
-        recipe.setdefault("max_steps", record.get("max_steps", 0))
+            path = f"{param}.{sub}"
+            if path not in nb_caps:
+                recipe[field] = recorded  # not capped: the real run trains with the stage's own value
+                continue
+            real_value, dry_value = nb_caps[path]
+            if field == "max_steps" and not recorded:
+                recipe[field] = 0  # an epoch-based stage whose config also has iterations
+                continue
+            if dry_value != recorded:
+                checks.append(f"{path}: dry run {dry_value!r}, stage {recorded!r}")
+            recipe[field] = real_value
+        recipe["max_steps"] = recipe.get("max_steps") or 0
         if record["split"] not in sizes:
             checks.append(f"training split {record['split']!r} has no known size in {dataset!r}: the dry run's "
                           f"{record['images']} images are shown")
@@ -113,8 +122,8 @@ def build_plan(records_path: Path, manifest: dict[str, Any], dataset: str, bench
         step_images = int(recipe["batch_size"]) * int(recipe.get("accumulate_steps") or 1)
         steps_per_epoch = images // step_images
         steps = int(recipe["max_steps"]) if recipe.get("max_steps") else int(recipe["epochs"]) * steps_per_epoch
-        seeds_cap = caps.get(nb, {}).get("seeds")
-        ordinary = record["method"] == "cam" and record["randaugment"] and record["seed"] == real.get("ordinary_seed")
+        seeds_cap = nb_caps.get("seeds")
+        ordinary = record["method"] == "cam" and record["randaugment"]  # the ordinary classifier: trained once
         runs = len(seeds_cap[0]) if seeds_cap and record["seed"] == seeds_cap[1][0] and not ordinary else 1
         processed = steps * step_images * runs
         match = figures.iloc[:0]  # the bench times the priors methods' training steps only
@@ -137,9 +146,9 @@ def build_plan(records_path: Path, manifest: dict[str, Any], dataset: str, bench
 def write_plan(work_dir: Path, reports_dir: Path, manifest: dict[str, Any], dataset: str,
                bench_csv: Path) -> pd.DataFrame:
     """Build the plan of a dry run and write ``reports_dir/tables/plan.{csv,md}``; returns it."""
-    from wsss_lib.stages.training import PLAN_RECORDS
+    from wsss_lib.stages.training import PLAN_RECORDS, PLAN_USED
 
-    plan = build_plan(work_dir / PLAN_RECORDS, manifest, dataset, bench_csv)
+    plan = build_plan(work_dir / PLAN_RECORDS, manifest, dataset, bench_csv, work_dir / PLAN_USED)
     tables = reports_dir / "tables"
     tables.mkdir(parents=True, exist_ok=True)
     plan.to_csv(tables / "plan.csv", index=False)

@@ -2,9 +2,11 @@
 
 For each ``notebooks/NN_name.ipynb`` the profile names (in order, or those named by ``--only``):
 
-1. parameters = the profile's ``common`` block + its ``notebooks.NN_name`` block (+ ``--data``); every key
-   must be a parameter of that notebook (``papermill.inspect_notebook``), checked for all notebooks
-   before anything runs;
+1. parameters = the profile's ``common`` block + its ``notebooks.NN_name`` block (+ ``--data``, + ``--set``); every
+   key must be a parameter of that notebook (``papermill.inspect_notebook``), and every stage dict (``classifier``,
+   ``c2am``, ...; :mod:`wsss_lib.stages.parameters`) must build into its config, over the notebook's defaults where
+   the profile gives none: checked for all notebooks before anything runs. ``--set classifier.train.epochs=3``
+   changes one nested field of the stage dict it names, in every notebook that has that dict, keeping its others;
 2. execute with papermill, kernel ``python3``, language ``python``, working directory ``notebooks/`` (as
    JupyterLab and nbval do), writing ``reports/<profile>/notebooks/NN_name.ipynb``;
 3. record status and duration in ``reports/<profile>/manifest.json`` (git commit, profile, parameters,
@@ -34,14 +36,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from wsss_lib.config import available_profiles, from_dict, load_profile
+from wsss_lib.config import available_profiles, from_dict, load_profile, set_path, to_dict
 from wsss_lib.data.fixtures import dry_run_data
 from wsss_lib.data.registry import dataset_family
 from wsss_lib.dry_run import dry_run_parameters, dry_run_profile_name
-from wsss_lib.io import atomic_write_json, current_shard, parse_shard
+from wsss_lib.io import atomic_write_json, atomic_write_text, current_shard, parse_shard
 from wsss_lib.paths import repo_root, reports_dir, work_dir
+from wsss_lib.stages.parameters import PARAMETER_TYPES, build_parameter, check_parameters
 
-__all__ = ["main", "discover_notebooks", "notebook_parameters", "validate_parameters", "run_profile", "run_notebooks"]
+__all__ = ["main", "discover_notebooks", "notebook_defaults", "notebook_parameters", "validate_parameters", "run_profile",
+           "run_notebooks"]
 
 PACKAGES = ("torch", "torchvision", "timm", "torchmetrics", "numpy", "scipy", "pandas", "pillow", "papermill",
             "nbval", "pydensecrf2", "scikit-image", "pycocotools", "matplotlib", "seaborn")
@@ -73,6 +77,15 @@ def profile_notebooks(profile: dict[str, Any], profile_name: str, notebooks: lis
     return named
 
 
+def notebook_defaults(notebook: Path) -> dict[str, Any]:
+    """The values of a notebook's ``parameters`` cell (literals, read with ``ast.literal_eval``)."""
+    import ast
+
+    import papermill as pm
+
+    return {name: ast.literal_eval(info["default"]) for name, info in pm.inspect_notebook(str(notebook)).items()}
+
+
 def notebook_parameters(profile: dict[str, Any], notebook: Path, data_root: str | None) -> dict[str, Any]:
     params = dict(profile["common"])
     params.update(profile["notebooks"].get(notebook.stem, {}))
@@ -99,6 +112,8 @@ def validate_parameters(notebooks: list[Path], profile: dict[str, Any], data_roo
         unknown = sorted(set(params) - declared)
         if unknown:
             errors.append(f"{nb.name}: unknown parameter(s) {unknown}; the notebook declares {sorted(declared)}")
+        where = f"{profile.get('source', 'profile')}, {nb.stem}"
+        errors += check_parameters({**notebook_defaults(nb), **params}, where)
         out[nb.stem] = params
     if errors:
         raise SystemExit("parameter check failed before running anything:\n  " + "\n  ".join(errors))
@@ -135,7 +150,10 @@ def _fingerprint(notebook: Path, params: dict[str, Any]) -> str:
 
 def apply_overrides(profile: dict[str, Any], notebooks: list[Path], overrides: dict[str, Any]) -> dict[str, Any]:
     """``profile`` with ``overrides`` (``--set NAME=VALUE``) given to every notebook of ``notebooks`` that declares
-    ``NAME``; a name that none of them declares is an error (a typo would otherwise change nothing)."""
+    ``NAME``; a dotted ``NAME`` (``classifier.train.epochs``) sets one field inside the notebook's dict parameter of
+    that first name (the profile's dict, or the notebook's default where the profile gives none), keeping every
+    other field. A first name that none of the notebooks declares is an error (a typo would otherwise change
+    nothing); a wrong field inside a stage dict fails the parameter check, with the config's known fields."""
     import papermill as pm
 
     if not overrides:
@@ -145,9 +163,16 @@ def apply_overrides(profile: dict[str, Any], notebooks: list[Path], overrides: d
     for nb in notebooks:
         declared = set(pm.inspect_notebook(str(nb)))
         for name, value in overrides.items():
-            if name in declared:
-                out["notebooks"].setdefault(nb.stem, {})[name] = value
-                used.add(name)
+            head = name.split(".", 1)[0]
+            if head not in declared:
+                continue
+            block = out["notebooks"].setdefault(nb.stem, {})
+            if "." in name or isinstance(value, dict):
+                current = {**notebook_defaults(nb), **profile["common"], **block}
+                block[head] = set_path(current, name, value, where=f"--set {name}")[head]
+            else:
+                block[name] = value
+            used.add(name)
     unused = sorted(set(overrides) - used)
     if unused:
         raise SystemExit(f"--set {unused}: no notebook of this run declares such a parameter")
@@ -155,12 +180,14 @@ def apply_overrides(profile: dict[str, Any], notebooks: list[Path], overrides: d
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE`` with ``VALUE`` read as YAML (``seeds=[0]``, ``epochs=3``, ``amp=bf16``)."""
+    """``NAME=VALUE`` with ``VALUE`` read as YAML (``seeds=[0]``, ``classifier.train.epochs=3``,
+    ``runtime.devices=2``); ``NAME`` a notebook parameter or a dotted path into one."""
     import yaml
 
     name, sep, value = text.partition("=")
-    if not sep or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (a notebook parameter), got {text!r}")
+    if not sep or not all(part.isidentifier() for part in name.split(".")):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (a notebook parameter or a dotted path into one, "
+                                         f"e.g. classifier.train.epochs=3), got {text!r}")
     return name, yaml.safe_load(value)
 
 
@@ -177,12 +204,13 @@ class JobResources:
 
 
 def job_resources(profile: dict[str, Any], stem: str) -> JobResources:
-    """The ``resources`` of notebook ``stem``; a notebook whose training stages run on ``devices: N`` GPUs
+    """The ``resources`` of notebook ``stem``; a notebook whose training stages run on ``runtime: {devices: N}`` GPUs
     (torchrun + DDP) gets at least ``N`` GPUs."""
     blocks = profile.get("resources") or {}
     merged = {**(blocks.get("default") or {}), **(blocks.get(stem) or {})}
     res = from_dict(JobResources, merged, where=f"profile resources of {stem}")
-    devices = int({**profile.get("common", {}), **profile.get("notebooks", {}).get(stem, {})}.get("devices", 1))
+    runtime = {**profile.get("common", {}), **profile.get("notebooks", {}).get(stem, {})}.get("runtime") or {}
+    devices = int(runtime.get("devices", 1))
     return replace(res, gpus=devices) if res.gpus and devices > res.gpus else res
 
 
@@ -259,13 +287,15 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
     caps: dict[str, dict[str, list]] = {}
     if dry_run:
         for stem, params in params_by_nb.items():
-            params_by_nb[stem], changed = dry_run_parameters(params, small_backbones)
+            params_by_nb[stem], changed = dry_run_parameters(params, small_backbones, _resolver(stem))
             caps[stem] = {k: [a, b] for k, (a, b) in changed.items()}
         tqdm.write(f"dry run of {profile_name.removesuffix('-dry')}: data {data_root}; caps (wsss_lib.dry_run.CAPS"
                    f"{' + SMALL_CAPS' if small_backbones else ''}) "
                    f"change {sorted({k for c in caps.values() for k in c})}; backbone weights "
                    + ("random (the profile asks for hub weights; --dry-run only)"
                       if any("weights" in c for c in caps.values()) else "as the profile says"))
+    if dry_run:
+        _forget_used_stages(work_dir(profile_name), {nb.stem for nb in notebooks})
     (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "manifest.json"
     previous = json.loads(manifest_path.read_text()).get("notebooks", {}) if manifest_path.is_file() else {}
@@ -333,6 +363,26 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
     return status
 
 
+def _forget_used_stages(work: Path, stems: set[str]) -> None:
+    """Drop the plan's used-stage entries of the notebooks about to run (they record again what they use)."""
+    from wsss_lib.stages.training import PLAN_USED
+
+    path = work / PLAN_USED
+    if path.is_file():
+        kept = [line for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("notebook") not in stems]
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _resolver(stem: str):
+    """The dry run's view of a notebook's stage dicts: the complete config (over its defaults) as a nested dict."""
+    def resolve(name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        if name not in PARAMETER_TYPES:
+            return None
+        return to_dict(build_parameter(name, params, where=f"dry run of {stem}"))
+    return resolve
+
+
 def _report_plan(profile: dict[str, Any], profile_name: str, out_dir: Path, manifest: dict[str, Any]) -> int:
     """Write and print the real run's training plan (``wsss_lib.plan``); 1 if a row fails its mapping check."""
     from wsss_lib.plan import write_plan
@@ -344,7 +394,7 @@ def _report_plan(profile: dict[str, Any], profile_name: str, out_dir: Path, mani
     print(f"{caption}\n{shown.to_string(index=False)}\n(full table: {out_dir / 'tables' / 'plan.md'})")
     bad = plan[plan["check"] != "ok"] if len(plan) else plan
     if len(bad):
-        print(f"plan: {len(bad)} stage(s) fail the mapping check of wsss_lib.plan.RECIPE_PARAMETERS:\n"
+        print(f"plan: {len(bad)} stage(s) fail the mapping check of wsss_lib.plan (STAGE_PARAMETERS, RECIPE_FIELDS):\n"
               + bad[["notebook", "stage", "run", "check"]].to_string(index=False))
         return 1
     return 0
@@ -377,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
                              "recorded, not only the sizes (sets WSSS_VERIFY=1 for the notebooks)")
     parser.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter in every notebook of the run that declares it (value read as "
-                             "YAML, e.g. --set 'seeds=[0]'); recorded in the manifest")
+                             "YAML, e.g. --set 'seeds=[0]'), or one field of a stage dict (--set "
+                             "classifier.train.epochs=3, --set runtime.devices=2); recorded in the manifest")
     args = parser.parse_args(argv)
     if args.shard is not None:
         try:

@@ -43,10 +43,14 @@ class ClassifierStageConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     method: str = "cam"
     method_params: dict[str, Any] = field(default_factory=dict)
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    """The method's config fields (``wsss_lib.methods.registry.method_config`` of ``method``), e.g. Puzzle's
+    ``reconstruction``; its official values where not given."""
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(name="resnest269e", weights="timm",
+                                                                            output_stride=16))
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.1, momentum=0.0, weight_decay=1e-4,
+                                                                   accumulate_steps=2))
     train_split: str = "train_aug"
     eval_split: str = "train"
     ordinary_key: str = ""
@@ -54,8 +58,13 @@ class ClassifierStageConfig:
     retrains every method built on it. Set with :func:`with_ordinary`."""
 
     @property
+    def method_config(self) -> Any:
+        """``method_params`` typed as ``method``'s config (unknown fields fail, naming the method)."""
+        return method_config(self.method, self.method_params)
+
+    @property
     def run_name(self) -> str:
-        smoothing = method_config(self.method, self.method_params).label_smoothing
+        smoothing = self.method_config.label_smoothing
         suffix = f"-ls{smoothing:g}" if smoothing else ""
         return f"{self.method}{suffix}-{self.backbone.name}-seed{self.train.seed}"
 
@@ -66,7 +75,7 @@ class ClassifierStageConfig:
     def hashed(self) -> dict[str, Any]:
         """What determines the trained weights (device, workers and evaluation settings excluded)."""
         payload = weights_key(self)
-        payload["method_params"] = to_dict(method_config(self.method, self.method_params))
+        payload["method_params"] = to_dict(self.method_config)
         return payload
 
 
@@ -101,7 +110,7 @@ def _build(cfg: ClassifierStageConfig, num_classes: int, ordinary: "TrainedClass
                              f"got {got}; pass the same TrainedClassifier to train_classifier(..., ordinary=...)")
         extra["ordinary_state"] = ordinary.method.state_dict()
     seed_everything(cfg.train.seed)  # the new layers' initialisation is part of what the stage key names
-    return build_method(cfg.method, method_config(cfg.method, cfg.method_params), cfg.backbone, num_classes, **extra)
+    return build_method(cfg.method, cfg.method_config, cfg.backbone, num_classes, **extra)
 
 
 def _builder(cfg: ClassifierStageConfig, num_classes: int, ordinary: "TrainedClassifier | None" = None):
@@ -112,7 +121,7 @@ def _builder(cfg: ClassifierStageConfig, num_classes: int, ordinary: "TrainedCla
     def build(weights: str | None) -> Method:
         if weights is None:
             return _build(cfg, num_classes, ordinary)
-        return build_method(cfg.method, method_config(cfg.method, cfg.method_params),
+        return build_method(cfg.method, cfg.method_config,
                             replace(cfg.backbone, weights=weights), num_classes, untrained_ordinary=cfg.needs_ordinary)
 
     return build

@@ -9,14 +9,15 @@ TTA CAMs of the evaluation split in the common CAM format, the same threshold sw
   the background of the same rule's labels of that split.
 - **RIB**: the per-image fine-tuning of the source run's trained classifier (``rib_cams_stage``), drawing the
   disjoint-class batches from the classifier's training split.
-- **ACR**: ``run_priors(ctx, settings, "acr", ...)`` of ``wsss_lib.stages.priors``.
+- **ACR**: ``run_priors(ctx, acr, "acr", ...)`` of ``wsss_lib.stages.priors`` (``acr``: notebook 11's ``acr``
+  parameter, ACR's own recipe, merged over the priors ``classifier``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -34,6 +35,7 @@ from wsss_lib.models.amn import AMNNetConfig
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.refinement.affinity_labels import AffinityLabelConfig
 from wsss_lib.stages.classifier import (
+    ClassifierStageConfig,
     TrainedClassifier,
     infer_cams_stage,
     load_classifier_stage,
@@ -42,15 +44,15 @@ from wsss_lib.stages.classifier import (
 )
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
-from wsss_lib.stages.priors import PriorsRun, PriorsSettings, find_priors_run, record_run
-from wsss_lib.stages.records import settings_from_namespace, weights_key
+from wsss_lib.stages.priors import PriorsRun, find_priors_run, record_run
+from wsss_lib.stages.records import weights_key
 from wsss_lib.stages.refinement import affinity_labels_stage
 from wsss_lib.stages.training import train_stage
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, seed_everything
 
-__all__ = ["AMNStageConfig", "TrainedAMN", "train_amn", "amn_cams_stage", "rib_cams_stage", "ComparatorSettings",
-           "run_amn", "run_rib", "run_comparators", "with_overrides"]
+__all__ = ["AMNStageConfig", "TrainedAMN", "train_amn", "amn_cams_stage", "rib_cams_stage", "AMN_LABELS",
+           "amn_stage_config", "run_amn", "run_rib", "run_comparators"]
 
 
 @dataclass(frozen=True)
@@ -144,105 +146,59 @@ def rib_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, cfg:
     return sd
 
 
-@dataclass(frozen=True)
-class ComparatorSettings:
-    """Notebook 11's parameters of AMN and RIB (ACR takes ``acr_params`` / ``acr_overrides`` in the notebook)."""
-
-    amn_source: str = "CAM"
-    """Priors run whose CAMs make AMN's IR labels (official: IRN's CAM)."""
-    amn_train_split: str = "train_aug"
-    amn_ir_fg_threshold: float = 0.30
-    amn_ir_bg_threshold: float = 0.05
-    amn_epochs: int = 5
-    amn_batch_size: int = 16
-    amn_lr: float = 5e-6
-    amn_crop_size: int = 512
-    amn_resize_scale: tuple[float, float] = (0.5, 1.5)
-    amn_eps: float = 0.4
-    crf_workers: int = 2
-    rib_source: str = "CAM"
-    """Priors run whose trained classifier RIB fine-tunes (official: IRN's CAM network)."""
-    rib_params: dict[str, Any] = field(default_factory=dict)
-    """Overrides of :class:`wsss_lib.methods.rib.RIBConfig` (official values by default)."""
-
-    @classmethod
-    def from_namespace(cls, namespace: Mapping[str, Any]) -> "ComparatorSettings":
-        return settings_from_namespace(cls, namespace, where="notebook 11 parameters")
-
-    @property
-    def rib(self) -> RIBConfig:
-        from wsss_lib.config import from_dict
-
-        return from_dict(RIBConfig, self.rib_params, where="rib_params")
-
-    @property
-    def ir_labels(self) -> AffinityLabelConfig:
-        return AffinityLabelConfig(mode="conventional", fg_threshold=self.amn_ir_fg_threshold,
-                                   bg_threshold=self.amn_ir_bg_threshold, crf="label")
-
-    def amn(self, priors: PriorsSettings, labels: StageDir, labels_label: str, seed: int) -> AMNStageConfig:
-        return AMNStageConfig(
-            dataset=priors.data,
-            backbone=BackboneConfig(name=priors.backbone, weights=priors.weights, output_stride=priors.output_stride,
-                                    frozen_bn=True, out_indices=(-1,)),
-            loss=AMNLossConfig(eps=self.amn_eps),
-            augment=AugmentConfig(crop_size=self.amn_crop_size, resize_mode="scale", resize_scale=self.amn_resize_scale,
-                                  color_jitter=None),
-            train=TrainConfig(epochs=self.amn_epochs, batch_size=self.amn_batch_size, num_workers=priors.num_workers,
-                              devices=priors.devices, seed=seed, device=priors.device, amp=priors.amp, eval_every=0),
-            optim=OptimConfig(algorithm="adam", lr=self.amn_lr, weight_decay=1e-4, poly_power=0.0),
-            train_split=self.amn_train_split, labels_key=labels.key, labels_label=labels_label)
+AMN_LABELS = AffinityLabelConfig(mode="conventional", fg_threshold=0.30, bg_threshold=0.05, crf="label")
+"""AMN's IR labels (official: IRN's conventional rule, fg 0.30 / bg 0.05, label CRF); notebook 11's ``amn_labels``
+parameter changes fields of it."""
 
 
-def run_amn(ctx: RunContext, priors: PriorsSettings, settings: ComparatorSettings, seed: int = 0,
+def amn_stage_config(amn: AMNStageConfig, labels: StageDir, labels_label: str, seed: int) -> AMNStageConfig:
+    """``amn`` (the notebook's recipe) bound to its IR-label stage and seed."""
+    return replace(amn, train=replace(amn.train, seed=seed), labels_key=labels.key, labels_label=labels_label)
+
+
+def run_amn(ctx: RunContext, classifier: ClassifierStageConfig, amn: AMNStageConfig, *, source: str = "CAM",
+            labels: AffinityLabelConfig = AMN_LABELS, tta: TTAConfig = TTAConfig(), seed: int = 0, workers: int = 2,
             notebook: str = "", progress: bool = True) -> PriorsRun:
-    """IR labels from the source run's CAMs -> AMN -> its CAMs of the evaluation split -> sweep -> record ``AMN``."""
-    source = find_priors_run(ctx, settings.amn_source, seed)
-    classifier = load_classifier_stage(ctx, source.classifier)
-    split_cams = {priors.eval_split: source.cams}
-    for split in {settings.amn_train_split, priors.eval_split} - set(split_cams):
-        split_cams[split] = infer_cams_stage(ctx, classifier, split, priors.tta, progress=progress)
-    ir_labels = {split: affinity_labels_stage(ctx, cams, priors.data, split, settings.ir_labels, progress=progress,
-                                              workers=settings.crf_workers) for split, cams in split_cams.items()}
-    trained = train_amn(ctx, settings.amn(priors, ir_labels[settings.amn_train_split], settings.amn_source, seed),
-                        ir_labels[settings.amn_train_split], progress=progress)
-    cams = amn_cams_stage(ctx, trained, ir_labels[priors.eval_split], priors.eval_split, priors.tta, progress=progress)
-    sweep = sweep_stage_dir(ctx, cams, priors.data, priors.eval_split, progress=progress)
-    regions = regions_stage_dir(ctx, cams, priors.data, priors.eval_split, sweep, progress=progress)
+    """IR labels from the CAMs of the recorded priors run ``source`` -> AMN (recipe ``amn``) -> its CAMs of the
+    evaluation split of ``classifier`` (the priors recipe: dataset, evaluation split) -> sweep -> record ``AMN``."""
+    found = find_priors_run(ctx, source, seed)
+    trained_source = load_classifier_stage(ctx, found.classifier)
+    eval_split, data = classifier.eval_split, classifier.dataset
+    split_cams = {eval_split: found.cams}
+    for split in {amn.train_split, eval_split} - set(split_cams):
+        split_cams[split] = infer_cams_stage(ctx, trained_source, split, tta, progress=progress)
+    ir_labels = {split: affinity_labels_stage(ctx, cams, data, split, labels, progress=progress, workers=workers)
+                 for split, cams in split_cams.items()}
+    trained = train_amn(ctx, amn_stage_config(amn, ir_labels[amn.train_split], source, seed),
+                        ir_labels[amn.train_split], progress=progress)
+    cams = amn_cams_stage(ctx, trained, ir_labels[eval_split], eval_split, tta, progress=progress)
+    sweep = sweep_stage_dir(ctx, cams, data, eval_split, progress=progress)
+    regions = regions_stage_dir(ctx, cams, data, eval_split, sweep, progress=progress)
     return record_run(ctx, "AMN", "amn", 0.0, seed, notebook, trained.stage, cams, sweep, regions)
 
 
-def run_rib(ctx: RunContext, priors: PriorsSettings, settings: ComparatorSettings, seed: int = 0,
-            notebook: str = "", progress: bool = True) -> PriorsRun:
-    """RIB on the source run's classifier -> CAMs of the evaluation split -> sweep -> record ``RIB``."""
-    source = find_priors_run(ctx, settings.rib_source, seed)
-    classifier = load_classifier_stage(ctx, source.classifier)
-    cams = rib_cams_stage(ctx, classifier, priors.eval_split, settings.rib, priors.tta, seed=seed, progress=progress)
-    sweep = sweep_stage_dir(ctx, cams, priors.data, priors.eval_split, progress=progress)
-    regions = regions_stage_dir(ctx, cams, priors.data, priors.eval_split, sweep, progress=progress)
-    return record_run(ctx, "RIB", "rib", 0.0, seed, notebook, source.classifier, cams, sweep, regions)
+def run_rib(ctx: RunContext, classifier: ClassifierStageConfig, rib: RIBConfig, *, source: str = "CAM",
+            tta: TTAConfig = TTAConfig(), seed: int = 0, notebook: str = "", progress: bool = True) -> PriorsRun:
+    """RIB (``rib``) on the classifier of the recorded priors run ``source`` -> CAMs of ``classifier``'s evaluation
+    split -> sweep -> record ``RIB``."""
+    found = find_priors_run(ctx, source, seed)
+    trained_source = load_classifier_stage(ctx, found.classifier)
+    eval_split, data = classifier.eval_split, classifier.dataset
+    cams = rib_cams_stage(ctx, trained_source, eval_split, rib, tta, seed=seed, progress=progress)
+    sweep = sweep_stage_dir(ctx, cams, data, eval_split, progress=progress)
+    regions = regions_stage_dir(ctx, cams, data, eval_split, sweep, progress=progress)
+    return record_run(ctx, "RIB", "rib", 0.0, seed, notebook, found.classifier, cams, sweep, regions)
 
 
-def with_overrides(settings: PriorsSettings, overrides: Mapping[str, Any], where: str) -> PriorsSettings:
-    """``settings`` with some fields replaced (ACR's own recipe: lr, batch, epochs, crop...); unknown names raise."""
-    from dataclasses import asdict, fields
-
-    from wsss_lib.config import from_dict
-
-    names = {f.name for f in fields(PriorsSettings)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise KeyError(f"{where}: unknown priors settings {unknown}; valid names: {sorted(names)}")
-    values = {**asdict(settings), **dict(overrides)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return from_dict(PriorsSettings, values, where=where)
-
-
-def run_comparators(ctx: RunContext, priors: PriorsSettings, settings: ComparatorSettings, methods: list[str],
-                    seeds: list[int], acr_params: Mapping[str, Any] | None = None,
-                    acr_overrides: Mapping[str, Any] | None = None, notebook: str = "",
+def run_comparators(ctx: RunContext, classifier: ClassifierStageConfig, methods: list[str], seeds: list[int], *,
+                    acr: ClassifierStageConfig | None = None, amn: AMNStageConfig = AMNStageConfig(),
+                    amn_labels: AffinityLabelConfig = AMN_LABELS, amn_source: str = "CAM", rib: RIBConfig = RIBConfig(),
+                    rib_source: str = "CAM", tta: TTAConfig = TTAConfig(), workers: int = 2, notebook: str = "",
                     progress: bool = True) -> list[PriorsRun]:
-    """Run (or load) the comparators named in ``methods`` (``"AMN"``, ``"RIB"``, ``"ACR"``) for each seed."""
+    """Run (or load) the comparators named in ``methods`` (``"AMN"``, ``"RIB"``, ``"ACR"``) for each seed.
+
+    ``classifier``: the priors recipe (dataset, evaluation split); ``acr``: ACR's classifier recipe (notebook 11's
+    ``acr`` parameter merged over ``classifier``; its ``method_params`` are ACR's)."""
     from wsss_lib.stages.priors import run_priors
 
     unknown = sorted(set(methods) - {"AMN", "RIB", "ACR"})
@@ -251,11 +207,12 @@ def run_comparators(ctx: RunContext, priors: PriorsSettings, settings: Comparato
     runs = []
     for seed in seeds:
         if "ACR" in methods:
-            acr = with_overrides(priors, acr_overrides or {}, "acr_overrides")
-            runs.append(run_priors(ctx, acr, "acr", seed=seed, method_params=acr_params, notebook=notebook,
+            runs.append(run_priors(ctx, acr or classifier, "acr", tta=tta, seed=seed, notebook=notebook,
                                    progress=progress))
         if "AMN" in methods:
-            runs.append(run_amn(ctx, priors, settings, seed=seed, notebook=notebook, progress=progress))
+            runs.append(run_amn(ctx, classifier, amn, source=amn_source, labels=amn_labels, tta=tta, seed=seed,
+                                workers=workers, notebook=notebook, progress=progress))
         if "RIB" in methods:
-            runs.append(run_rib(ctx, priors, settings, seed=seed, notebook=notebook, progress=progress))
+            runs.append(run_rib(ctx, classifier, rib, source=rib_source, tta=tta, seed=seed, notebook=notebook,
+                                progress=progress))
     return runs

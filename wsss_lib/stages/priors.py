@@ -1,7 +1,9 @@
 """One "priors run" of notebooks 01-05: train a method, infer its TTA CAMs, sweep the threshold, record it.
 
-``PriorsSettings`` holds the parameters the priors notebooks share (one field per notebook parameter of the
-same name, read from the notebook's namespace by :meth:`PriorsSettings.from_namespace`). ``run_priors``
+A priors notebook's parameters are the stage configs it runs, in their nested shape: ``classifier``
+(:class:`~wsss_lib.stages.classifier.ClassifierStageConfig`: backbone, augment, train, optim, splits, the method's
+``method_params``), ``ordinary`` (:class:`OrdinaryConfig`, the ordinary classifier of OC-CSE / P-OC / P-NOC) and
+``tta`` (:class:`~wsss_lib.inference.tta.TTAConfig`); :mod:`wsss_lib.stages.parameters` builds them. ``run_priors``
 chains the stages of :mod:`wsss_lib.stages.classifier` and writes a small JSON record under
 ``<work_dir>/runs/priors/`` naming the stages it used; notebook 06 gathers the records with
 :func:`load_priors_runs` instead of guessing which runs exist. A record is overwritten by the next run of
@@ -18,14 +20,9 @@ import numpy as np
 import pandas as pd
 
 from wsss_lib.artifacts import StageDir
-from wsss_lib.data import DatasetConfig
-from wsss_lib.data.transforms import AugmentConfig
 from wsss_lib.evaluation.pathology import error_breakdown, region_scores
-from wsss_lib.evaluation.quick import QuickEvalConfig
 from wsss_lib.evaluation.sweep import SweepResult
 from wsss_lib.inference.tta import TTAConfig
-from wsss_lib.methods.registry import method_config
-from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.stages.classifier import (
     ClassifierStageConfig,
     TrainedClassifier,
@@ -37,11 +34,9 @@ from wsss_lib.stages.classifier import (
     with_ordinary,
 )
 from wsss_lib.stages.context import RunContext
-from wsss_lib.stages.records import read_records, relative, settings_from_namespace, stage_from_record, write_record
-from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig
+from wsss_lib.stages.records import read_records, relative, stage_from_record, write_record
 
-__all__ = ["PriorsSettings", "PriorsRun", "method_label", "run_priors", "record_run", "find_priors_run", "load_priors_runs",
+__all__ = ["OrdinaryConfig", "ordinary_config", "method_classifier", "PriorsRun", "method_label", "run_priors", "record_run", "find_priors_run", "load_priors_runs",
            "runs_table", "as_list"]
 
 METHOD_LABELS = {"cam": "CAM", "puzzle": "P", "occse": "OC-CSE", "poc": "P-OC", "pnoc": "P-NOC", "acr": "ACR", "amn": "AMN",
@@ -57,15 +52,6 @@ def variant_label(name: str, label_smoothing: float) -> str:
     return f"{name}+LS" if label_smoothing > 0 else name
 
 
-def merged_params(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``override``'s fields replaced, nested dicts merged field by field (a variant's
-    ``method_params`` on top of the notebook's)."""
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = merged_params(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else value
-    return out
-
-
 def method_label(method: str, label_smoothing: float) -> str:
     """``"P-NOC+LS"`` style label of a method and its label smoothing."""
     return METHOD_LABELS.get(method, method) + ("+LS" if label_smoothing else "")
@@ -77,72 +63,30 @@ def as_list(value: Any) -> list:
 
 
 @dataclass(frozen=True)
-class PriorsSettings:
-    """Parameters shared by the priors notebooks (01-05); the notebooks' parameter cells document them."""
+class OrdinaryConfig:
+    """The ordinary classifier (OC) of OC-CSE, P-OC and P-NOC: the notebook's classifier recipe as a vanilla CAM
+    classifier with RandAugment and label smoothing (official), trained once with its own seed."""
 
-    dataset: str = "synthetic"
-    data_root: str = ""
-    train_split: str = "train_aug"
-    eval_split: str = "train"
-    backbone: str = "tf_efficientnet_lite0"
-    weights: str = "offline-lite0"
-    output_stride: int = 16
-    epochs: int = 2
-    batch_size: int = 16
-    accumulate_steps: int = 1
-    lr: float = 0.1
-    momentum: float = 0.0
-    weight_decay: float = 1e-4
-    crop_size: int = 128
-    resize_long_side: tuple[int, int] = (128, 160)
-    color_jitter: tuple[float, ...] | None = (0.3, 0.3, 0.3, 0.1)
-    ordinary_label_smoothing: float = 0.1
-    ordinary_seed: int = 0
-    device: str = "auto"
-    amp: str = "fp16"
-    num_workers: int = 2
-    devices: int = 1
-    quick_eval_size: int = 128
-    quick_eval_max_images: int = 0
-    quick_eval_thresholds: tuple[float, ...] = (0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45)
-    tta_scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    label_smoothing: float = 0.1
+    seed: int = 0
+    randaugment: bool = True
 
-    @classmethod
-    def from_namespace(cls, namespace: Mapping[str, Any]) -> "PriorsSettings":
-        """Pick this dataclass's fields from a notebook's globals (every field must be a parameter there)."""
-        settings = settings_from_namespace(cls, namespace, where="priors notebook parameters")
-        return settings if settings.color_jitter else replace(settings, color_jitter=None)
 
-    @property
-    def data(self) -> DatasetConfig:
-        return DatasetConfig(name=self.dataset, data_root=self.data_root)
+def ordinary_config(classifier: ClassifierStageConfig, ordinary: OrdinaryConfig) -> ClassifierStageConfig:
+    """The stage config of the ordinary classifier: ``classifier``'s recipe, method ``cam`` (no ``method_params``
+    but its label smoothing), RandAugment as ``ordinary`` says, seed ``ordinary.seed``."""
+    return replace(classifier, method="cam", method_params={"label_smoothing": ordinary.label_smoothing},
+                   augment=replace(classifier.augment, randaugment=ordinary.randaugment),
+                   train=replace(classifier.train, seed=ordinary.seed), ordinary_key="")
 
-    @property
-    def tta(self) -> TTAConfig:
-        return TTAConfig(scales=self.tta_scales)
 
-    def classifier(self, method: str = "cam", method_params: Mapping[str, Any] | None = None, seed: int = 0,
-                   randaugment: bool = False) -> ClassifierStageConfig:
-        """The stage config of ``method`` trained with these settings (``method_params`` checked by name)."""
-        method_config(method, dict(method_params or {}))  # unknown keys fail here, naming the method
-        return ClassifierStageConfig(
-            dataset=self.data, method=method, method_params=dict(method_params or {}),
-            backbone=BackboneConfig(name=self.backbone, weights=self.weights, output_stride=self.output_stride),
-            augment=AugmentConfig(crop_size=self.crop_size, resize_long_side=self.resize_long_side,
-                                  color_jitter=self.color_jitter, randaugment=randaugment),
-            train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, num_workers=self.num_workers,
-                              devices=self.devices, seed=seed, device=self.device, amp=self.amp,
-                              eval=QuickEvalConfig(size=self.quick_eval_size, max_images=self.quick_eval_max_images,
-                                                   thresholds=tuple(self.quick_eval_thresholds))),
-            optim=OptimConfig(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                              accumulate_steps=self.accumulate_steps),
-            train_split=self.train_split, eval_split=self.eval_split,
-        )
-
-    def ordinary(self) -> ClassifierStageConfig:
-        """The ordinary classifier of OC-CSE / P-OC / P-NOC: vanilla CAM + RandAugment + label smoothing."""
-        return self.classifier("cam", {"label_smoothing": self.ordinary_label_smoothing}, seed=self.ordinary_seed,
-                               randaugment=True)
+def method_classifier(classifier: ClassifierStageConfig, method: str, method_params: Mapping[str, Any] | None = None,
+                      seed: int | None = None) -> ClassifierStageConfig:
+    """``classifier`` training ``method`` with ``method_params`` (checked by the method's config, once, here)."""
+    train = classifier.train if seed is None else replace(classifier.train, seed=seed)
+    cfg = replace(classifier, method=method, method_params=dict(method_params or {}), train=train)
+    _ = cfg.method_config  # unknown keys fail here, naming the method and its fields
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -184,27 +128,31 @@ class PriorsRun:
                 "FNR (%)": 100 * best.mean_fn, **self.pathology(), "images": self.sweep.num_images}
 
 
-def run_priors(ctx: RunContext, settings: PriorsSettings, method: str, *, label_smoothing: float = 0.0,
-               seed: int = 0, method_params: Mapping[str, Any] | None = None, notebook: str = "",
-               ordinary: TrainedClassifier | None = None, progress: bool = True, variant: str = "") -> PriorsRun:
+def run_priors(ctx: RunContext, classifier: ClassifierStageConfig, method: str, *, tta: TTAConfig = TTAConfig(),
+               ordinary: OrdinaryConfig = OrdinaryConfig(), label_smoothing: float = 0.0, seed: int = 0,
+               method_params: Mapping[str, Any] | None = None, notebook: str = "",
+               trained_ordinary: TrainedClassifier | None = None, progress: bool = True, variant: str = "") -> PriorsRun:
     """Train ``method`` (resumed or loaded when its stage exists), infer TTA CAMs of the evaluation split,
     sweep the background threshold, and record the run for notebook 06.
 
     ``variant``: the name of an explanatory variant (e.g. ``"P (alpha 0)"`` with ``method_params`` setting
     Puzzle's α to 0): recorded under that label instead of the method's (:func:`variant_label`).
 
-    ``label_smoothing`` overrides the method config's field of that name; methods trained against the
-    ordinary classifier train (or load) it from ``settings.ordinary()`` unless ``ordinary`` is given.
+    ``classifier``: the notebook's recipe (its ``method_params`` are the base that ``method_params`` replaces);
+    ``label_smoothing`` overrides the method config's field of that name; methods trained against the ordinary
+    classifier train (or load) it from :func:`ordinary_config` unless ``trained_ordinary`` is given.
     """
-    params = {**dict(method_params or {}), "label_smoothing": float(label_smoothing)}
-    cfg = settings.classifier(method, params, seed=seed)
+    params = {**dict(method_params if method_params is not None else classifier.method_params),
+              "label_smoothing": float(label_smoothing)}
+    cfg = method_classifier(classifier, method, params, seed=seed)
     if cfg.needs_ordinary:
-        ordinary = ordinary or train_classifier(ctx, settings.ordinary(), progress=progress)
-        cfg = with_ordinary(cfg, ordinary)
-    trained = train_classifier(ctx, cfg, progress=progress, ordinary=ordinary)
-    cams = infer_cams_stage(ctx, trained, settings.eval_split, settings.tta, progress=progress)
-    sweep_dir = sweep_stage_dir(ctx, cams, settings.data, settings.eval_split, progress=progress)
-    regions = regions_stage_dir(ctx, cams, settings.data, settings.eval_split, sweep_dir, progress=progress)
+        trained_ordinary = trained_ordinary or train_classifier(ctx, ordinary_config(classifier, ordinary),
+                                                                progress=progress)
+        cfg = with_ordinary(cfg, trained_ordinary)
+    trained = train_classifier(ctx, cfg, progress=progress, ordinary=trained_ordinary)
+    cams = infer_cams_stage(ctx, trained, cfg.eval_split, tta, progress=progress)
+    sweep_dir = sweep_stage_dir(ctx, cams, cfg.dataset, cfg.eval_split, progress=progress)
+    regions = regions_stage_dir(ctx, cams, cfg.dataset, cfg.eval_split, sweep_dir, progress=progress)
     label = variant_label(variant, label_smoothing) if variant else method_label(method, label_smoothing)
     return record_run(ctx, label, method, label_smoothing, seed, notebook, trained.stage, cams, sweep_dir, regions)
 

@@ -1,30 +1,31 @@
-"""Run records and notebook settings shared by the notebook-level stage chains (priors, saliency, refinement).
+"""Run records and the notebook-side build of stage configs, shared by the notebook-level stage chains.
 
 A *run record* is a small JSON file under ``<work_dir>/runs/<kind>/`` naming, relative to the work directory,
-the stage directories one notebook run used, so that a later notebook finds them without guessing. A
-*settings* dataclass holds one field per parameter of a notebook and is read from the notebook's namespace.
+the stage directories one notebook run used, so that a later notebook finds them without guessing.
+
+:class:`RuntimeConfig` is a notebook's ``runtime`` parameter (device, processes, data workers; none of it enters a
+stage key); :mod:`wsss_lib.stages.parameters` builds a notebook's stage configs.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping
 
 from wsss_lib.artifacts import StageDir
-from wsss_lib.config import from_dict, to_dict
+from wsss_lib.config import to_dict
 from wsss_lib.io import atomic_write_json, reading
 from wsss_lib.stages.context import RunContext
 
-__all__ = ["slug", "settings_from_namespace", "relative", "stage_from_record", "write_record", "read_records",
+__all__ = ["slug", "RuntimeConfig", "relative", "stage_from_record", "write_record", "read_records",
            "weights_key"]
 
 RUNTIME_TRAIN_FIELDS = ("device", "devices", "num_workers", "eval", "eval_every")
 """Fields of a ``TrainConfig`` that do not change the trained weights (left out of training stage keys)."""
 
-S = TypeVar("S")
 
 
 def slug(text: str) -> str:
@@ -32,18 +33,16 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_").lower()
 
 
-def settings_from_namespace(cls: type[S], namespace: Mapping[str, Any], where: str) -> S:
-    """Pick the fields of the settings dataclass ``cls`` from a notebook's globals (each must be a parameter
-    there); list values of tuple-typed fields become tuples, then the values are type-checked by ``from_dict``."""
-    names = [f.name for f in fields(cls)]
-    missing = [n for n in names if n not in namespace]
-    if missing:
-        raise KeyError(f"the notebook's parameter cell lacks {missing}")
-    values = {n: namespace[n] for n in names}
-    for f in fields(cls):
-        if "tuple" in str(f.type) and isinstance(values[f.name], list):
-            values[f.name] = tuple(tuple(v) if isinstance(v, list) else v for v in values[f.name])
-    return from_dict(cls, values, where=where)
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how a notebook's training stages run (every ``TrainConfig`` of the notebook gets these); none of
+    it changes the trained weights, so none of it enters a stage key (``RUNTIME_TRAIN_FIELDS``)."""
+
+    device: str = "auto"
+    devices: int = 1
+    """Processes that train together (torchrun + DDP: GPUs, or CPU processes); ``wsss_lib.train.distributed``."""
+    num_workers: int = 2
+    """DataLoader workers per process (and CPU workers of the per-image stages that use a pool)."""
 
 
 def relative(ctx: RunContext, sd: StageDir | None) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Sequence
 
 import pandas as pd
 
@@ -41,7 +41,6 @@ from wsss_lib.stages.priors import find_priors_run
 from wsss_lib.stages.records import (
     read_records,
     relative,
-    settings_from_namespace,
     slug,
     stage_from_record,
     weights_key,
@@ -54,7 +53,7 @@ from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, seed_everything
 
 __all__ = ["AffinityStageConfig", "TrainedAffinity", "affinity_labels_stage", "train_affinity", "random_walk_stage",
-           "pseudo_mask_stage", "mask_score_stage", "label_quality_stage", "RefinementSettings", "RefinementRun",
+           "pseudo_mask_stage", "mask_score_stage", "label_quality_stage", "PseudoMaskConfig", "RefinementRun",
            "SplitResult", "refinement_label", "run_refinement", "load_refinement_runs"]
 
 
@@ -63,8 +62,8 @@ class AffinityStageConfig:
     """Everything that determines a trained affinity network (its hash is the stage key)."""
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(out_indices=(0, 1, 2, 3, 4),
-                                                                            output_stride=16, frozen_bn=True))
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(
+        name="resnest269e", weights="timm", out_indices=(0, 1, 2, 3, 4), output_stride=16, frozen_bn=True))
     network: AffinityNetConfig = field(default_factory=AffinityNetConfig)
     loss: AffinityLossConfig = field(default_factory=AffinityLossConfig)
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(
@@ -191,75 +190,15 @@ def refinement_label(priors: str, saliency: str) -> str:
 
 
 @dataclass(frozen=True)
-class RefinementSettings:
-    """Parameters of notebook 08 (one field per notebook parameter of the same name)."""
+class PseudoMaskConfig:
+    """Pseudo-masks from the walked maps: a background threshold, then one CRF iteration."""
 
-    dataset: str = "synthetic"
-    data_root: str = ""
-    train_split: str = "train_aug"
-    eval_splits: tuple[str, ...] = ("train", "val")
-    priors_seed: int = 0
-    fg_threshold: float = 0.40
-    bg_threshold: float = 0.10
-    label_crf: str = "label"
-    saliency_source: str = "detector"
-    affinity_head: str = "edge"
-    backbone: str = "tf_efficientnet_lite0"
-    weights: str = "offline-lite0"
-    output_stride: int = 16
-    epochs: int = 3
-    batch_size: int = 32
-    accumulate_steps: int = 1
-    lr: float = 0.1
-    momentum: float = 0.0
-    weight_decay: float = 1e-4
-    crop_size: int = 512
-    resize_long_side: tuple[int, int] = (320, 640)
-    radius: int = 10
-    rw_radius: int = 5
-    beta: float = 10.0
-    exp_times: int = 8
-    pseudo_bg_threshold: float = 0.25
-    pseudo_threshold_from: str = "fixed"
-    """``"fixed"``: ``pseudo_bg_threshold`` (official: a constant, 0.25 paper-time, 0.3 HEAD); ``"sweep"``: the
-    walked maps' oracle background threshold on the first evaluation split, applied to every split."""
-    pseudo_crf: str = "label_pseudo_mask"
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "fp16"
-    num_workers: int = 2
-    devices: int = 1
-
-    @classmethod
-    def from_namespace(cls, namespace: Mapping[str, Any]) -> "RefinementSettings":
-        return settings_from_namespace(cls, namespace, where="refinement notebook parameters")
-
-    @property
-    def data(self) -> DatasetConfig:
-        return DatasetConfig(name=self.dataset, data_root=self.data_root)
-
-    def labels(self, with_saliency: bool) -> AffinityLabelConfig:
-        return AffinityLabelConfig(mode="saliency" if with_saliency else "conventional",
-                                   fg_threshold=self.fg_threshold, bg_threshold=self.bg_threshold, crf=self.label_crf)
-
-    @property
-    def walk(self) -> RandomWalkConfig:
-        return RandomWalkConfig(radius=self.rw_radius, beta=self.beta, exp_times=self.exp_times)
-
-    def affinity(self, labels: StageDir, labels_label: str) -> AffinityStageConfig:
-        return AffinityStageConfig(
-            dataset=self.data,
-            backbone=BackboneConfig(name=self.backbone, weights=self.weights, output_stride=self.output_stride,
-                                    out_indices=(0, 1, 2, 3, 4), frozen_bn=True),
-            network=AffinityNetConfig(head=self.affinity_head),
-            loss=AffinityLossConfig(radius=self.radius),
-            augment=AugmentConfig(crop_size=self.crop_size, resize_mode="long_side",
-                                  resize_long_side=self.resize_long_side, color_jitter=None),
-            train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, num_workers=self.num_workers,
-                              devices=self.devices, seed=self.seed, device=self.device, amp=self.amp, eval_every=0),
-            optim=OptimConfig(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                              accumulate_steps=self.accumulate_steps),
-            train_split=self.train_split, labels_key=labels.key, labels_label=labels_label)
+    bg_threshold: float = 0.25
+    """The official constant (0.25 paper-time, 0.3 HEAD)."""
+    threshold_from: Literal["fixed", "sweep"] = "fixed"
+    """``"fixed"``: ``bg_threshold``; ``"sweep"``: the walked maps' oracle background threshold on the first
+    evaluation split, applied to every split."""
+    crf: str = "label_pseudo_mask"
 
 
 @dataclass(frozen=True)
@@ -306,53 +245,59 @@ def _saliency_maps(ctx: RunContext, run: SaliencyRun, source: str, split: str, p
                                 progress=progress)
 
 
-def run_refinement(ctx: RunContext, settings: RefinementSettings, priors: str, saliency: str = "",
-                   progress: bool = True) -> RefinementRun:
-    """One Table 7 row: affinity labels from the priors run ``priors`` (and the saliency run ``saliency``, e.g.
-    ``"C2AM-H (P-NOC+LS)"``; empty = conventional labels), the affinity network, the walk and the pseudo-masks
-    of every evaluation split, their scores; recorded for later notebooks."""
-    if settings.saliency_source not in ("detector", "c2am"):
-        raise ValueError(f"saliency_source must be 'detector' or 'c2am', got {settings.saliency_source!r}")
-    priors_run = find_priors_run(ctx, priors, settings.priors_seed)
-    train_cams = hint_cams_stage(ctx, priors_run, settings.train_split, progress=progress)
+def run_refinement(ctx: RunContext, affinity: AffinityStageConfig, priors: str, saliency: str = "", *,
+                   eval_splits: Sequence[str] = ("train", "val"), priors_seed: int = 0,
+                   labels: AffinityLabelConfig = AffinityLabelConfig(), saliency_source: str = "detector",
+                   walk: RandomWalkConfig = RandomWalkConfig(), pseudo: PseudoMaskConfig = PseudoMaskConfig(),
+                   workers: int = 2, progress: bool = True) -> RefinementRun:
+    """One Table 7 row: affinity labels (rule ``labels``; its mode follows ``saliency``) from the priors run ``priors``
+    (and the saliency run ``saliency``, e.g. ``"C2AM-H (P-NOC+LS)"``; empty = conventional labels) on
+    ``affinity.train_split``, the affinity network (recipe ``affinity``), the walk and the pseudo-masks of every
+    evaluation split, their scores; recorded for later notebooks."""
+    if saliency_source not in ("detector", "c2am"):
+        raise ValueError(f"saliency_source must be 'detector' or 'c2am', got {saliency_source!r}")
+    if pseudo.threshold_from not in ("fixed", "sweep"):
+        raise ValueError(f"pseudo.threshold_from must be 'fixed' or 'sweep', got {pseudo.threshold_from!r}")
+    data, train_split = affinity.dataset, affinity.train_split
+    priors_run = find_priors_run(ctx, priors, priors_seed)
+    train_cams = hint_cams_stage(ctx, priors_run, train_split, progress=progress)
     saliency_maps = None
     if saliency:
         found = load_saliency_runs(ctx, [saliency])
         if not found:
             raise FileNotFoundError(f"no saliency run {saliency!r} is recorded under {ctx.work_dir / 'runs' / 'saliency'}; "
                                     "run notebook 07 with that hint source first")
-        saliency_maps = _saliency_maps(ctx, found[0], settings.saliency_source, settings.train_split, progress)
+        saliency_maps = _saliency_maps(ctx, found[0], saliency_source, train_split, progress)
     label = refinement_label(priors, saliency)
-    labels = affinity_labels_stage(ctx, train_cams, settings.data, settings.train_split,
-                                   settings.labels(bool(saliency)), saliency_maps, progress=progress,
-                                   workers=settings.num_workers)
-    label_confusion = label_quality_stage(ctx, labels, settings.data, settings.train_split, progress=progress)
-    trained = train_affinity(ctx, settings.affinity(labels, label), labels, progress=progress)
+    rule = replace(labels, mode="saliency" if saliency else "conventional")
+    label_stage = affinity_labels_stage(ctx, train_cams, data, train_split, rule, saliency_maps, progress=progress,
+                                        workers=workers)
+    label_confusion = label_quality_stage(ctx, label_stage, data, train_split, progress=progress)
+    trained = train_affinity(ctx, replace(affinity, labels_key=label_stage.key, labels_label=label), label_stage,
+                             progress=progress)
     walked, sweeps = {}, {}
-    for split in settings.eval_splits:
+    for split in eval_splits:
         cams = hint_cams_stage(ctx, priors_run, split, progress=progress)
-        walked[split] = (cams, random_walk_stage(ctx, trained, cams, split, settings.walk, progress=progress))
-        sweeps[split] = tuple(load_sweep(sweep_stage_dir(ctx, sd, settings.data, split, progress=progress))
+        walked[split] = (cams, random_walk_stage(ctx, trained, cams, split, walk, progress=progress))
+        sweeps[split] = tuple(load_sweep(sweep_stage_dir(ctx, sd, data, split, progress=progress))
                               for sd in walked[split])
-    if settings.pseudo_threshold_from not in ("fixed", "sweep"):
-        raise ValueError(f"pseudo_threshold_from must be 'fixed' or 'sweep', got {settings.pseudo_threshold_from!r}")
-    threshold = (settings.pseudo_bg_threshold if settings.pseudo_threshold_from == "fixed"
-                 else sweeps[settings.eval_splits[0]][1].best_threshold)
+    threshold = (pseudo.bg_threshold if pseudo.threshold_from == "fixed"
+                 else sweeps[list(eval_splits)[0]][1].best_threshold)
     splits = {}
     for split, (cams, rw) in walked.items():
-        masks = pseudo_mask_stage(ctx, rw, settings.data, split, threshold, settings.pseudo_crf, progress=progress,
-                                  workers=settings.num_workers)
+        masks = pseudo_mask_stage(ctx, rw, data, split, threshold, pseudo.crf, progress=progress, workers=workers)
         splits[split] = SplitResult(split, cams, rw, masks, *sweeps[split],
-                                    mask_score_stage(ctx, masks, settings.data, split, progress=progress))
+                                    mask_score_stage(ctx, masks, data, split, progress=progress))
     write_record(ctx, "refinement", slug(label), {
-        "label": label, "priors": priors, "saliency": saliency, "labels": relative(ctx, labels),
+        "label": label, "priors": priors, "saliency": saliency, "labels": relative(ctx, label_stage),
         "train_cams": relative(ctx, train_cams),
         "affinity": relative(ctx, trained.stage),
         "splits": {s: {"cams": relative(ctx, r.cams), "walked": relative(ctx, r.walked), "masks": relative(ctx, r.masks)}
                    for s, r in splits.items()},
-        "pseudo_bg_threshold": float(threshold), "pseudo_threshold_from": settings.pseudo_threshold_from,
-        "pseudo_crf": settings.pseudo_crf})
-    return RefinementRun(label, priors, saliency, labels, train_cams, trained, label_confusion, splits, float(threshold))
+        "pseudo_bg_threshold": float(threshold), "pseudo_threshold_from": pseudo.threshold_from,
+        "pseudo_crf": pseudo.crf})
+    return RefinementRun(label, priors, saliency, label_stage, train_cams, trained, label_confusion, splits,
+                         float(threshold))
 
 
 def load_refinement_runs(ctx: RunContext, labels: Sequence[str] | None = None) -> list[dict[str, Any]]:

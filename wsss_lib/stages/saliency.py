@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,6 @@ from wsss_lib.stages.priors import PriorsRun, load_priors_runs
 from wsss_lib.stages.records import (
     read_records,
     relative,
-    settings_from_namespace,
     slug,
     stage_from_record,
     weights_key,
@@ -58,14 +57,15 @@ from wsss_lib.train.trainer import TrainConfig, seed_everything
 
 __all__ = ["C2AMStageConfig", "DetectorStageConfig", "TrainedSaliency", "train_c2am", "train_detector",
            "infer_saliency_stage", "pseudo_saliency_stage", "saliency_score_stage", "hint_cams_stage",
-           "SaliencySettings", "SaliencyRun", "saliency_label", "run_saliency", "load_saliency_runs"]
+           "PseudoSaliencyConfig", "SaliencyRun", "saliency_label", "run_saliency", "load_saliency_runs"]
 
 @dataclass(frozen=True)
 class C2AMStageConfig:
     """Everything that determines a trained C²AM / C²AM-H model (its hash is the stage key)."""
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(name="resnest269e", weights="timm",
+                                                                            output_stride=16))
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(
         crop_size=448, resize_mode="fixed", resize_fixed=515, color_jitter=None))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, batch_size=32, eval_every=0))
@@ -93,8 +93,8 @@ class DetectorStageConfig:
     """Everything that determines a trained saliency detector (PoolNet role)."""
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(out_indices=(1, 2, 3, 4), output_stride=32,
-                                                                            frozen_bn=True))
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(
+        name="resnet50", weights="timm", out_indices=(1, 2, 3, 4), output_stride=32, frozen_bn=True))
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(
         crop_size=512, resize_mode="none", color_jitter=None))
@@ -266,84 +266,11 @@ def saliency_label(hints: str) -> str:
 
 
 @dataclass(frozen=True)
-class SaliencySettings:
-    """Parameters of notebook 07 (one field per notebook parameter of the same name)."""
+class PseudoSaliencyConfig:
+    """Pseudo-saliency masks from C²AM(-H) maps (official: threshold 0.2, then the 2-label dense CRF)."""
 
-    dataset: str = "synthetic"
-    data_root: str = ""
-    train_split: str = "train_aug"
-    eval_split: str = "train"
-    hints_seed: int = 0
-    backbone: str = "tf_efficientnet_lite0"
-    weights: str = "offline-lite0"
-    output_stride: int = 16
-    epochs: int = 10
-    batch_size: int = 32
-    accumulate_steps: int = 1
-    lr: float = 1e-3
-    momentum: float = 0.0
-    weight_decay: float = 1e-4
-    crop_size: int = 448
-    resize_fixed: int = 515
-    alpha: float = 0.25
-    hint_threshold: float = 0.4
-    hint_weight: float = 1.0
-    hint_label_smoothing: float = 0.1
-    tta_scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
-    pseudo_threshold: float = 0.2
-    pseudo_crf: str = "label"
-    detector_backbone: str = "tf_efficientnet_lite0"
-    detector_weights: str = "offline-lite0"
-    detector_width: int = 128
-    detector_epochs: int = 9
-    detector_batch_size: int = 1
-    detector_accumulate_steps: int = 10
-    detector_lr: float = 5e-5
-    detector_weight_decay: float = 5e-4
-    detector_crop_size: int = 512
-    salient_threshold: float = 0.5
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "fp16"
-    num_workers: int = 2
-    devices: int = 1
-
-    @classmethod
-    def from_namespace(cls, namespace: Mapping[str, Any]) -> "SaliencySettings":
-        return settings_from_namespace(cls, namespace, where="saliency notebook parameters")
-
-    @property
-    def data(self) -> DatasetConfig:
-        return DatasetConfig(name=self.dataset, data_root=self.data_root)
-
-    def _train(self, epochs: int, batch_size: int) -> TrainConfig:
-        return TrainConfig(epochs=epochs, batch_size=batch_size, num_workers=self.num_workers,
-                           devices=self.devices, seed=self.seed, device=self.device, amp=self.amp, eval_every=0)
-
-    def c2am(self, hints: StageDir | None = None, hints_label: str = "") -> C2AMStageConfig:
-        return C2AMStageConfig(
-            dataset=self.data,
-            backbone=BackboneConfig(name=self.backbone, weights=self.weights, output_stride=self.output_stride),
-            augment=AugmentConfig(crop_size=self.crop_size, resize_mode="fixed", resize_fixed=self.resize_fixed,
-                                  color_jitter=None),
-            train=self._train(self.epochs, self.batch_size),
-            optim=OptimConfig(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                              accumulate_steps=self.accumulate_steps),
-            loss=C2AMConfig(alpha=self.alpha, hint_weight=self.hint_weight, hint_threshold=self.hint_threshold,
-                            hint_label_smoothing=self.hint_label_smoothing),
-            train_split=self.train_split, hints_cams=hints.key if hints is not None else "", hints_label=hints_label)
-
-    def detector(self, pseudo: StageDir, pseudo_label: str) -> DetectorStageConfig:
-        return DetectorStageConfig(
-            dataset=self.data,
-            backbone=BackboneConfig(name=self.detector_backbone, weights=self.detector_weights, output_stride=32,
-                                    out_indices=(1, 2, 3, 4), frozen_bn=True),
-            detector=DetectorConfig(width=self.detector_width),
-            augment=AugmentConfig(crop_size=self.detector_crop_size, resize_mode="none", color_jitter=None),
-            train=self._train(self.detector_epochs, self.detector_batch_size),
-            optim=OptimConfig(algorithm="adam", lr=self.detector_lr, weight_decay=self.detector_weight_decay,
-                              poly_power=0.0, accumulate_steps=self.detector_accumulate_steps),
-            train_split=self.train_split, pseudo_key=pseudo.key, pseudo_label=pseudo_label)
+    threshold: float = 0.2
+    crf: str = "label"
 
 
 @dataclass(frozen=True)
@@ -363,34 +290,42 @@ class SaliencyRun:
     """Detector saliency of the evaluation split: Table 6's "R." column."""
 
 
-def run_saliency(ctx: RunContext, settings: SaliencySettings, hints: str = "", progress: bool = True) -> SaliencyRun:
-    """Train C²AM (``hints=""``) or C²AM-H with hints from the priors run labelled ``hints`` (seed
-    ``settings.hints_seed``), then everything down to the detector's saliency; record the run."""
+def run_saliency(ctx: RunContext, c2am: C2AMStageConfig, detector: DetectorStageConfig, hints: str = "", *,
+                 eval_split: str = "train", hints_seed: int = 0, tta: TTAConfig = TTAConfig(),
+                 pseudo: PseudoSaliencyConfig = PseudoSaliencyConfig(), workers: int = 2,
+                 progress: bool = True) -> SaliencyRun:
+    """Train C²AM (``hints=""``) or C²AM-H with hints from the priors run labelled ``hints`` (seed ``hints_seed``)
+    with the recipe ``c2am``, then everything down to the detector (recipe ``detector``, trained on the
+    pseudo-saliency of ``c2am.train_split``) and its saliency of ``eval_split``; record the run."""
+    train_split = c2am.train_split
+    if detector.train_split != train_split:
+        raise ValueError(f"the detector trains on the C2AM's pseudo-saliency of {train_split!r}, but its config says "
+                         f"train_split {detector.train_split!r}")
     hint_cams = None
     if hints:
-        found = [r for r in load_priors_runs(ctx, [hints]) if r.seed == settings.hints_seed]
+        found = [r for r in load_priors_runs(ctx, [hints]) if r.seed == hints_seed]
         if not found:
-            raise FileNotFoundError(f"no priors run {hints!r} (seed {settings.hints_seed}) is recorded under "
+            raise FileNotFoundError(f"no priors run {hints!r} (seed {hints_seed}) is recorded under "
                                     f"{ctx.work_dir / 'runs' / 'priors'}; run the notebook that trains it (02-05) first")
-        hint_cams = hint_cams_stage(ctx, found[0], settings.train_split, progress=progress)
+        hint_cams = hint_cams_stage(ctx, found[0], train_split, progress=progress)
     label = saliency_label(hints)
-    c2am = train_c2am(ctx, settings.c2am(hint_cams, hints), hint_cams, progress=progress)
-    scales = settings.tta_scales
+    c2am_cfg = replace(c2am, hints_cams=hint_cams.key if hint_cams is not None else "", hints_label=hints)
+    trained_c2am = train_c2am(ctx, c2am_cfg, hint_cams, progress=progress)
     per_split = {}
-    for split in dict.fromkeys([settings.train_split, settings.eval_split]):
-        maps = infer_saliency_stage(ctx, c2am, split, scales, progress=progress)
-        per_split[split] = (maps, pseudo_saliency_stage(ctx, maps, settings.data, split, settings.pseudo_threshold,
-                                                        settings.pseudo_crf, progress=progress,
-                                                        workers=settings.num_workers))
-    detector = train_detector(ctx, settings.detector(per_split[settings.train_split][1], label),
-                              per_split[settings.train_split][1], progress=progress)
-    refined = infer_saliency_stage(ctx, detector, settings.eval_split, scales, progress=progress)
-    saliency, pseudo = per_split[settings.eval_split]
+    for split in dict.fromkeys([train_split, eval_split]):
+        maps = infer_saliency_stage(ctx, trained_c2am, split, tta.scales, tta.flip, progress=progress)
+        per_split[split] = (maps, pseudo_saliency_stage(ctx, maps, c2am.dataset, split, pseudo.threshold, pseudo.crf,
+                                                        progress=progress, workers=workers))
+    train_pseudo = per_split[train_split][1]
+    trained_detector = train_detector(ctx, replace(detector, pseudo_key=train_pseudo.key, pseudo_label=label),
+                                      train_pseudo, progress=progress)
+    refined = infer_saliency_stage(ctx, trained_detector, eval_split, tta.scales, tta.flip, progress=progress)
+    saliency, pseudo_masks = per_split[eval_split]
     write_record(ctx, "saliency", slug(label), {
-        "label": label, "hints": hints, "eval_split": settings.eval_split, "c2am": relative(ctx, c2am.stage),
-        "detector": relative(ctx, detector.stage), "hint_cams": relative(ctx, hint_cams),
-        "saliency": relative(ctx, saliency), "pseudo": relative(ctx, pseudo), "refined": relative(ctx, refined)})
-    return SaliencyRun(label, hints, c2am, detector, hint_cams, saliency, pseudo, refined)
+        "label": label, "hints": hints, "eval_split": eval_split, "c2am": relative(ctx, trained_c2am.stage),
+        "detector": relative(ctx, trained_detector.stage), "hint_cams": relative(ctx, hint_cams),
+        "saliency": relative(ctx, saliency), "pseudo": relative(ctx, pseudo_masks), "refined": relative(ctx, refined)})
+    return SaliencyRun(label, hints, trained_c2am, trained_detector, hint_cams, saliency, pseudo_masks, refined)
 
 
 def _stage(ctx: RunContext, rel: str) -> StageDir:

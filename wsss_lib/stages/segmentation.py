@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -36,7 +36,6 @@ from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.records import (
     read_records,
     relative,
-    settings_from_namespace,
     slug,
     stage_from_record,
     weights_key,
@@ -49,7 +48,7 @@ from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, seed_everything
 
 __all__ = ["GROUND_TRUTH", "SegmentationStageConfig", "TrainedSegmentation", "train_segmentation", "predict_stage",
-           "prediction_score_stage", "export_test_stage", "SegmentationSettings", "SegmentationRun",
+           "prediction_score_stage", "export_test_stage", "SegmentationRun",
            "run_segmentation", "load_segmentation_runs"]
 
 GROUND_TRUTH = "ground truth"
@@ -65,8 +64,9 @@ class SegmentationStageConfig:
                                                                             output_stride=16, frozen_bn=True))
     network: DeepLabConfig = field(default_factory=DeepLabConfig)
     loss: SegmentationLossConfig = field(default_factory=SegmentationLossConfig)
-    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(crop_size=512, resize_long_side=(256, 1024)))
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=50, batch_size=16, eval_every=0))
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(crop_size=512, resize_long_side=(256, 1024),
+                                                                         resize_scale=(0.5, 1.5)))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=50, batch_size=16, amp="off", eval_every=0))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=0.007, momentum=0.0, weight_decay=4e-5))
     iterations: int = 0
     """> 0: train that many optimizer steps instead of ``train.epochs`` epochs (DeepLab-v2: 10,000 / 20,000)."""
@@ -152,80 +152,6 @@ def export_test_stage(ctx: RunContext, predictions: StageDir, dataset_cfg: Datas
 
 # ---------------------------------------------------------------------------------------------- notebook 09
 @dataclass(frozen=True)
-class SegmentationSettings:
-    """Parameters of notebook 09 (one field per notebook parameter of the same name)."""
-
-    dataset: str = "synthetic"
-    data_root: str = ""
-    train_split: str = "train_aug"
-    eval_split: str = "val"
-    test_split: str = ""
-    """A split without ground truth to predict and export for the VOC evaluation server (paper-voc: ``test``)."""
-    sources: tuple[str, ...] = (GROUND_TRUTH,)
-    """Training masks: ``"ground truth"`` or the label of a refinement run of notebook 08."""
-    model: str = "v3+"
-    backbone: str = "resnest269e"
-    weights: str = "timm"
-    output_stride: int = 16
-    frozen_bn: bool = True
-    aspp_norm: str = "group"
-    head_channels: int = 256
-    """ASPP / decoder channels of v3+ (official 256; the CPU smoke profile narrows them, the decoder's 3x3
-    convolutions on the stride-4 grid dominate a CPU step)."""
-    epochs: int = 50
-    iterations: int = 0
-    batch_size: int = 16
-    accumulate_steps: int = 1
-    lr: float = 0.007
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 4e-5
-    label_smoothing: float = 0.0
-    crop_size: int = 512
-    resize_mode: str = "long_side"
-    resize_long_side: tuple[int, int] = (256, 1024)
-    resize_scale: tuple[float, float] = (0.5, 1.5)
-    color_jitter: bool = True
-    tta_scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
-    tta_flip: bool = True
-    crf: str = "deeplab_v2"
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "fp16"
-    num_workers: int = 2
-    devices: int = 1
-
-    @classmethod
-    def from_namespace(cls, namespace: Mapping[str, Any]) -> "SegmentationSettings":
-        return settings_from_namespace(cls, namespace, where="segmentation notebook parameters")
-
-    @property
-    def data(self) -> DatasetConfig:
-        return DatasetConfig(name=self.dataset, data_root=self.data_root)
-
-    @property
-    def inference(self) -> SegInferenceConfig:
-        return SegInferenceConfig(scales=self.tta_scales, flip=self.tta_flip, crf=self.crf)
-
-    def stage_config(self, masks: StageDir | None, masks_label: str) -> SegmentationStageConfig:
-        return SegmentationStageConfig(
-            dataset=self.data,
-            backbone=BackboneConfig(name=self.backbone, weights=self.weights, output_stride=self.output_stride,
-                                    frozen_bn=self.frozen_bn),
-            network=DeepLabConfig(head=self.model, norm=self.aspp_norm, channels=self.head_channels),
-            loss=SegmentationLossConfig(label_smoothing=self.label_smoothing),
-            augment=AugmentConfig(crop_size=self.crop_size, resize_mode=self.resize_mode,
-                                  resize_long_side=self.resize_long_side, resize_scale=self.resize_scale,
-                                  color_jitter=(0.3, 0.3, 0.3, 0.1) if self.color_jitter else None),
-            train=TrainConfig(epochs=self.epochs, batch_size=self.batch_size, num_workers=self.num_workers,
-                              devices=self.devices, seed=self.seed, device=self.device, amp=self.amp, eval_every=0),
-            optim=OptimConfig(lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
-                              weight_decay=self.weight_decay, accumulate_steps=self.accumulate_steps),
-            iterations=self.iterations, train_split=self.train_split,
-            masks_key=masks.key if masks is not None else "", masks_label=masks_label)
-
-
-@dataclass(frozen=True)
 class SegmentationRun:
     """One segmentation network: its training source, the predictions of the evaluation split and their scores."""
 
@@ -258,34 +184,37 @@ def _training_masks(ctx: RunContext, source: str, split: str) -> tuple[StageDir 
     return record["masks"][split], record
 
 
-def run_segmentation(ctx: RunContext, settings: SegmentationSettings, source: str,
+def run_segmentation(ctx: RunContext, segmentation: SegmentationStageConfig, source: str, *, eval_split: str = "val",
+                     test_split: str = "", inference: SegInferenceConfig = SegInferenceConfig(), workers: int = 2,
                      progress: bool = True) -> SegmentationRun:
-    """Train DeepLab on ``source`` (``"ground truth"`` or a refinement run's label), predict and score the
-    evaluation split (and export the test split if set); record the run for notebook 10."""
-    masks, refinement = _training_masks(ctx, source, settings.train_split)
-    trained = train_segmentation(ctx, settings.stage_config(masks, source), masks, progress=progress)
-    predictions = predict_stage(ctx, trained, settings.eval_split, settings.inference, progress=progress,
-                                workers=settings.num_workers)
-    confusion = prediction_score_stage(ctx, predictions, settings.data, settings.eval_split, progress=progress)
-    before = (prediction_score_stage(ctx, predictions, settings.data, settings.eval_split, before_crf=True,
-                                     progress=progress) if settings.crf else None)
-    masks_confusion = (mask_score_stage(ctx, masks, settings.data, settings.train_split, progress=progress)
+    """Train DeepLab (recipe ``segmentation``) on ``source`` (``"ground truth"`` or a refinement run's label), predict
+    and score ``eval_split`` (and predict and export ``test_split``, a split without ground truth, if set); record the
+    run for notebook 10."""
+    data, train_split = segmentation.dataset, segmentation.train_split
+    masks, refinement = _training_masks(ctx, source, train_split)
+    cfg = replace(segmentation, masks_key=masks.key if masks is not None else "", masks_label=source)
+    trained = train_segmentation(ctx, cfg, masks, progress=progress)
+    predictions = predict_stage(ctx, trained, eval_split, inference, progress=progress, workers=workers)
+    confusion = prediction_score_stage(ctx, predictions, data, eval_split, progress=progress)
+    before = (prediction_score_stage(ctx, predictions, data, eval_split, before_crf=True, progress=progress)
+              if inference.crf else None)
+    masks_confusion = (mask_score_stage(ctx, masks, data, train_split, progress=progress)
                        if masks is not None else None)
     export = None
-    if settings.test_split:
-        test_predictions = predict_stage(ctx, trained, settings.test_split, settings.inference, progress=progress,
-                                         workers=settings.num_workers)
-        export = export_test_stage(ctx, test_predictions, settings.data, settings.test_split, progress=progress)
-    label = f"{source} · DeepLab{head_label(settings.model)}"
+    if test_split:
+        test_predictions = predict_stage(ctx, trained, test_split, inference, progress=progress, workers=workers)
+        export = export_test_stage(ctx, test_predictions, data, test_split, progress=progress)
+    model = head_label(segmentation.network.head)
+    label = f"{source} · DeepLab{model}"
     write_record(ctx, "segmentation", slug(label), {
-        "label": label, "source": source, "model": head_label(settings.model), "backbone": settings.backbone,
-        "dataset": settings.dataset, "train_split": settings.train_split, "eval_split": settings.eval_split,
+        "label": label, "source": source, "model": model, "backbone": segmentation.backbone.name,
+        "dataset": data.name, "train_split": train_split, "eval_split": eval_split,
         "supervision": "F" if source == GROUND_TRUTH else "I",
         "saliency": refinement.get("saliency", ""), "segmentation": relative(ctx, trained.stage),
         "predictions": relative(ctx, predictions), "masks": relative(ctx, masks),
         "masks_miou": 100 * masks_confusion.scores().miou if masks_confusion else None,
         "miou": 100 * confusion.scores().miou, "miou_before_crf": 100 * before.scores().miou if before else None,
-        "crf": settings.crf, "test_split": settings.test_split, "test_export": relative(ctx, export)})
+        "crf": inference.crf, "test_split": test_split, "test_export": relative(ctx, export)})
     return SegmentationRun(label, source, trained, predictions, confusion, before, masks, masks_confusion, export)
 
 

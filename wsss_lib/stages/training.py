@@ -19,9 +19,13 @@ from wsss_lib.train import distributed
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, fit, resolve_device
 
-__all__ = ["TrainedStage", "train_stage", "load_trained", "PLAN_RECORDS"]
+__all__ = ["TrainedStage", "train_stage", "load_trained", "PLAN_RECORDS", "PLAN_USED"]
 
 PLAN_RECORDS = "plan-records.jsonl"
+PLAN_USED = "plan-used.jsonl"
+"""A dry run's training stages: ``PLAN_RECORDS`` holds what each stage trained (written when it trains, so a stage
+reused from an earlier dry run keeps its record), ``PLAN_USED`` which stage keys each notebook used in the current
+dry run, trained or reused (the runner clears a notebook's entries when it runs it again)."""
 """In a dry run's work directory: one JSON line per training stage the dry run trained (its notebook, stage, key,
 training split and the capped recipe), from which ``wsss_lib.plan`` derives the real run's plan."""
 
@@ -63,6 +67,9 @@ def train_stage(ctx: RunContext, stage: str, key: Any, name: str, build: Callabl
     a stage trained now and the same stage reused later give the same object.
     """
     sd = ctx.store.stage(stage, key, name=name)
+    if ctx.dry_run:
+        with (ctx.work_dir / PLAN_USED).open("a") as used:
+            used.write(json.dumps({"notebook": os.environ.get("WSSS_NOTEBOOK", ""), "key": sd.key}) + "\n")
     if not sd.done:
         plan = ctx.work_dir / PLAN_RECORDS if ctx.dry_run else None
         launching = train.devices > 1 and not distributed.world().active

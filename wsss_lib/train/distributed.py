@@ -1,7 +1,7 @@
 """Data-parallel training on existing engines: ``torchrun`` starts one process per device, ``torch.distributed``
 connects them (NCCL on CUDA, gloo on CPU) and ``DistributedDataParallel`` averages their gradients.
 
-A training stage asks for it with ``TrainConfig.devices = N`` (a notebook parameter and a profile key, left out of
+A training stage asks for it with ``TrainConfig.devices = N`` (a notebook's ``runtime.devices``, left out of
 stage keys like ``num_workers``): :func:`launch` runs the stage under ``torchrun --standalone --nproc_per_node N``
 as a subprocess (torchrun cannot run inside a Jupyter kernel), the ranks train, rank 0 writes the stage folder, and
 the caller reads the finished stage back from the work directory.
