@@ -31,7 +31,8 @@ def test_merge_and_dotted_paths_change_one_field_and_keep_the_others():
     assert out["classifier"] == {"train": {"epochs": 3, "batch_size": 16}, "optim": {"lr": 0.1},
                                  "augment": {"crop_size": 64}}
     assert out["seeds"] == [1] and base["classifier"]["train"]["epochs"] == 15  # not changed in place
-    assert set_path(base, "classifier", {"optim": {"lr": 0.01}})["classifier"]["train"]["epochs"] == 15  # merged
+    assert set_path(base, "classifier", {"optim": {"lr": 0.01}})["classifier"] == {"optim": {"lr": 0.01}}  # replaced
+    assert merge(base, {"classifier": {}})["classifier"] == {}  # an empty dict clears (the config's defaults)
     with pytest.raises(KeyError, match="did you mean 'classifier'"):
         set_path(base, "clasifier.train.epochs", 3)
     with pytest.raises(KeyError, match="not a dict"):
@@ -94,3 +95,29 @@ def test_stage_keys_of_the_study_did_not_change_with_the_configuration_shape():
     ordinary = ordinary_config(cfg.classifier, cfg.ordinary)
     assert config_hash("classifier", puzzle.hashed()) == "50f9e1d643"
     assert config_hash("classifier", ordinary.hashed()) == "d75c3be173"
+
+
+def test_a_profiles_overrides_are_folded_into_its_dicts_before_the_dry_run_caps_them():
+    """overrides in a profile block reach the stage dicts before the caps and the plan see them (they would
+    otherwise run after the caps, uncapped)."""
+    from wsss_lib.dry_run import dry_run_parameters
+    from wsss_lib.reproduce import _resolver, discover_notebooks, validate_parameters
+
+    notebooks = discover_notebooks(repo_root() / "notebooks", ["01"])
+    profile = load_profile("paper-voc")
+    profile["notebooks"]["01_cam_baseline"]["overrides"] = {"classifier.train.epochs": 5, "tta.scales": [0.5, 1, 3]}
+    params = validate_parameters(notebooks, profile, None)["01_cam_baseline"]
+    assert params["overrides"] == {} and params["classifier"] == {"train": {"epochs": 5}}
+    capped, changed = dry_run_parameters(params, False, _resolver("01_cam_baseline"))
+    assert changed["classifier.train.epochs"] == (5, 1) and capped["classifier"]["train"]["epochs"] == 1
+    assert changed["tta.scales"] == ([0.5, 1, 3], [0.5, 3]) and capped["overrides"] == {}
+
+
+def test_a_stage_parameter_that_is_not_a_dict_is_named():
+    from wsss_lib.stages.parameters import build_parameter, check_parameters
+
+    with pytest.raises(TypeError, match="classifier must be a dict of ClassifierStageConfig fields"):
+        build_parameter("classifier", {"classifier": "resnet50"}, "nb")
+    assert check_parameters({"classifier": None, "acr": {"optim": {"lr": 0.01}}}, "nb") == []  # None: the defaults
+    errors = check_parameters({"classifier": {"method_params": {"reconstruction": {}}}, "acr": {}}, "nb")
+    assert errors == []  # ACR does not inherit the classifier's method_params (another method's)

@@ -181,6 +181,10 @@ def test_set_changes_one_nested_field_and_keeps_the_others(capsys):
     assert out["notebooks"]["11_methods_class_groups"]["amn"] == {**default, "train": {**default["train"], "epochs": 2}}
     with pytest.raises(SystemExit, match="c2am"):  # no notebook of this run has a c2am dict
         apply_overrides(study, notebooks[:2], {"c2am.train.epochs": 2})
+    with pytest.raises(SystemExit, match="not a dict"):
+        apply_overrides(study, notebooks[:1], {"tta.scales.first": 1.0})
+    # a whole parameter is replaced, a dict too (an empty one clears)
+    assert apply_overrides(study, notebooks[1:2], {"variants": {}})["notebooks"]["02_puzzle_cam"]["variants"] == {}
     typo = apply_overrides(study, notebooks[:1], {"classifier.train.epochz": 3})
     with pytest.raises(SystemExit) as failed:
         validate_parameters(notebooks[:1], typo, None)

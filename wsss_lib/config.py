@@ -83,18 +83,20 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config", 
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``override``'s keys replaced, nested dicts merged key by key (never replaced whole)."""
+    """``base`` with ``override``'s keys replaced, nested dicts merged key by key; an empty dict replaces (it
+    clears: ``variants: {}``, or ``classifier: {}`` for the config's defaults)."""
     out = dict(base)
     for key, value in override.items():
-        out[key] = (merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
-                    else value)
+        out[key] = (merge(out[key], value) if isinstance(value, Mapping) and value
+                    and isinstance(out.get(key), Mapping) else value)
     return out
 
 
 def set_path(params: Mapping[str, Any], path: str, value: Any, where: str = "parameters") -> dict[str, Any]:
-    """``params`` with the dotted ``path`` (``"classifier.train.epochs"``) set to ``value`` (a dict ``value`` is
-    merged into what is there); the first name must exist in ``params`` (a typo names the closest one), a deeper
-    name may be new (the stage config's ``from_dict`` checks it, with the list of known fields)."""
+    """``params`` with the dotted ``path`` (``"classifier.train.epochs"``) set to ``value`` (replacing what is
+    there, a dict too); every other key at every level is kept. The first name must exist in ``params`` (a typo
+    names the closest one), a deeper name may be new (the stage config's ``from_dict`` checks it, with the list of
+    known fields)."""
     head, _, rest = path.partition(".")
     if head not in params:
         close = difflib.get_close_matches(head, list(params), n=1)
@@ -102,7 +104,7 @@ def set_path(params: Mapping[str, Any], path: str, value: Any, where: str = "par
                        + (f" (did you mean {close[0]!r}?)" if close else "") + f"; parameters: {sorted(params)}")
     out = dict(params)
     if not rest:
-        out[head] = merge(out[head], value) if isinstance(value, Mapping) and isinstance(out[head], Mapping) else value
+        out[head] = value
         return out
     inner = out[head] if out[head] is not None else {}
     if not isinstance(inner, Mapping):

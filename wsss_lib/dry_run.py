@@ -156,7 +156,8 @@ def dry_run_parameters(params: dict[str, Any], small_backbones: bool = False,
     caps = {**CAPS, **SMALL_CAPS} if small_backbones else CAPS
     for name in list(out):
         value = out[name]
-        resolved = resolve(name, params) if resolve is not None and isinstance(value, Mapping) else None
+        resolved = (resolve(name, params) if resolve is not None and (isinstance(value, Mapping) or value is None)
+                    else None)
         for path, leaf in leaves(resolved if resolved is not None else value, name):
             cap = _cap_for(path, caps)
             if cap is None:

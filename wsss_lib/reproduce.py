@@ -113,7 +113,10 @@ def validate_parameters(notebooks: list[Path], profile: dict[str, Any], data_roo
         if unknown:
             errors.append(f"{nb.name}: unknown parameter(s) {unknown}; the notebook declares {sorted(declared)}")
         where = f"{profile.get('source', 'profile')}, {nb.stem}"
-        errors += check_parameters({**notebook_defaults(nb), **params}, where)
+        found = check_parameters({**notebook_defaults(nb), **params}, where)
+        errors += found
+        if not found and params.get("overrides"):  # folded into the dicts: what runs, what the dry run caps
+            params = _fold_overrides(params, notebook_defaults(nb))
         out[nb.stem] = params
     if errors:
         raise SystemExit("parameter check failed before running anything:\n  " + "\n  ".join(errors))
@@ -167,11 +170,14 @@ def apply_overrides(profile: dict[str, Any], notebooks: list[Path], overrides: d
             if head not in declared:
                 continue
             block = out["notebooks"].setdefault(nb.stem, {})
-            if "." in name or isinstance(value, dict):
+            if "." in name:
                 current = {**notebook_defaults(nb), **profile["common"], **block}
-                block[head] = set_path(current, name, value, where=f"--set {name}")[head]
+                try:
+                    block[head] = set_path(current, name, value, where=f"--set {name}")[head]
+                except KeyError as exc:
+                    raise SystemExit(str(exc.args[0])) from None
             else:
-                block[name] = value
+                block[name] = value  # the whole parameter, a dict too (--set 'classifier={}': the paper's defaults)
             used.add(name)
     unused = sorted(set(overrides) - used)
     if unused:
@@ -294,8 +300,6 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
                    f"change {sorted({k for c in caps.values() for k in c})}; backbone weights "
                    + ("random (the profile asks for hub weights; --dry-run only)"
                       if any("weights" in c for c in caps.values()) else "as the profile says"))
-    if dry_run:
-        _forget_used_stages(work_dir(profile_name), {nb.stem for nb in notebooks})
     (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "manifest.json"
     previous = json.loads(manifest_path.read_text()).get("notebooks", {}) if manifest_path.is_file() else {}
@@ -306,7 +310,8 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
         "overrides": profile.get("overrides", {}), "shard": str(current_shard()),
     }
     if dry_run:
-        manifest["dry_run_caps"] = caps
+        earlier = json.loads(manifest_path.read_text()).get("dry_run_caps", {}) if manifest_path.is_file() else {}
+        manifest["dry_run_caps"] = {**earlier, **caps}  # a notebook --only leaves out keeps its caps (and plan)
         manifest["small_backbones"] = small_backbones
     status = 0
     pending = ""
@@ -321,6 +326,8 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
             manifest["notebooks"][nb.stem] = {**prev, "skipped": "up to date (use --force to rerun)"}
             tqdm.write(f"{nb.stem}: up to date, skipped")
             continue
+        if dry_run:
+            _forget_used_stages(work_dir(profile_name), {nb.stem})  # it records again what it uses
         entry: dict[str, Any] = {"parameters": params, "output": f"notebooks/{nb.name}", "fingerprint": fingerprint,
                                  "host": platform.node(),
                                  "status": "running"}
@@ -363,6 +370,17 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
     return status
 
 
+def _fold_overrides(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with a profile's ``overrides`` (dotted paths) applied to the dicts they name (the profile's, or
+    the notebook's default dict) and then emptied, so the manifest, the dry run's caps and its plan see the values
+    that run."""
+    from wsss_lib.config import apply_overrides
+
+    heads = {str(path).split(".", 1)[0] for path in params["overrides"]}
+    current = {name: params.get(name, defaults.get(name)) for name in heads}
+    return {**params, **apply_overrides(current, params["overrides"], where="overrides"), "overrides": {}}
+
+
 def _forget_used_stages(work: Path, stems: set[str]) -> None:
     """Drop the plan's used-stage entries of the notebooks about to run (they record again what they use)."""
     from wsss_lib.stages.training import PLAN_USED
@@ -390,6 +408,9 @@ def _report_plan(profile: dict[str, Any], profile_name: str, out_dir: Path, mani
     dataset = dataset_family(str(profile["common"].get("dataset", "synthetic")))
     plan = write_plan(work_dir(profile_name), out_dir, manifest, dataset, repo_root() / "reports" / "bench" / "cuda.csv")
     caption = (out_dir / "tables" / "plan.md").read_text().split("\n\n")[0]
+    if not len(plan):
+        print(caption)
+        return 0
     shown = plan[["notebook", "stage", "run", "runs", "steps_per_run", "images_processed", "gpu_hours"]]
     print(f"{caption}\n{shown.to_string(index=False)}\n(full table: {out_dir / 'tables' / 'plan.md'})")
     bad = plan[plan["check"] != "ok"] if len(plan) else plan

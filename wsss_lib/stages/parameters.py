@@ -71,9 +71,13 @@ def build_parameter(name: str, params: Mapping[str, Any], where: str, dataset: D
     :data:`PARAMETER_TYPES`), with ``dataset`` and ``runtime`` set where it has them."""
     if name not in PARAMETER_TYPES:
         raise KeyError(f"{where}: {name!r} is not a stage parameter; known: {sorted(PARAMETER_TYPES)}")
-    value = dict(params[name] or {})
-    if name in PARAMETER_BASES:
-        value = merge(dict(params.get(PARAMETER_BASES[name]) or {}), value)
+    given = params[name]
+    if given is not None and not isinstance(given, Mapping):
+        raise TypeError(f"{where}: {name} must be a dict of {PARAMETER_TYPES[name].__name__} fields, got {given!r}")
+    value = dict(given or {})
+    if name in PARAMETER_BASES:  # over the base's recipe; its method_params are the base method's, not this one's
+        base = {k: v for k, v in dict(params.get(PARAMETER_BASES[name]) or {}).items() if k != "method_params"}
+        value = merge(base, value)
     cfg = from_dict(PARAMETER_TYPES[name], value, where=f"{where}: {name}", base=PARAMETER_DEFAULTS.get(name))
     names = {f.name for f in fields(cfg)}
     changes: dict[str, Any] = {}

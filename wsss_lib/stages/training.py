@@ -22,12 +22,12 @@ from wsss_lib.train.trainer import TrainConfig, fit, resolve_device
 __all__ = ["TrainedStage", "train_stage", "load_trained", "PLAN_RECORDS", "PLAN_USED"]
 
 PLAN_RECORDS = "plan-records.jsonl"
-PLAN_USED = "plan-used.jsonl"
-"""A dry run's training stages: ``PLAN_RECORDS`` holds what each stage trained (written when it trains, so a stage
-reused from an earlier dry run keeps its record), ``PLAN_USED`` which stage keys each notebook used in the current
-dry run, trained or reused (the runner clears a notebook's entries when it runs it again)."""
 """In a dry run's work directory: one JSON line per training stage the dry run trained (its notebook, stage, key,
-training split and the capped recipe), from which ``wsss_lib.plan`` derives the real run's plan."""
+training split and the capped recipe), from which ``wsss_lib.plan`` derives the real run's plan. Written when the
+stage trains, so a stage reused from an earlier dry run keeps its record."""
+PLAN_USED = "plan-used.jsonl"
+"""In a dry run's work directory: which stage keys each notebook used, trained or reused (the runner clears a
+notebook's entries when it runs that notebook again); the plan holds those stages only."""
 
 
 @dataclass(frozen=True)
