@@ -22,7 +22,6 @@ The criteria (means over seeds, each run at its oracle threshold, split ``train`
 from __future__ import annotations
 
 import argparse
-import ast
 import math
 from collections.abc import Sequence
 
@@ -34,7 +33,7 @@ from wsss_lib.data import class_groups, open_dataset
 from wsss_lib.evaluation.pathology import group_error_breakdown, label_prior_loss
 from wsss_lib.paths import repo_root
 from wsss_lib.reporting.cam_report import trivial_baselines
-from wsss_lib.reproduce import notebook_parameters
+from wsss_lib.reproduce import notebook_defaults, notebook_parameters
 from wsss_lib.stages.classifier import ClassifierStageConfig
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.parameters import notebook_configs
@@ -49,10 +48,8 @@ NOTEBOOK = "01_cam_baseline"
 def notebook_namespace(profile_name: str, stem: str) -> dict:
     """What notebook ``stem``'s globals hold after papermill injects ``profile_name``'s parameters: its
     ``parameters`` cell's defaults overlaid with the profile's ``common`` and notebook blocks."""
-    import papermill as pm
-
     notebook = repo_root() / "notebooks" / f"{stem}.ipynb"
-    namespace = {name: ast.literal_eval(info["default"]) for name, info in pm.inspect_notebook(str(notebook)).items()}
+    namespace = notebook_defaults(notebook)
     namespace.update(notebook_parameters(load_profile(profile_name), notebook, None))
     return namespace
 
