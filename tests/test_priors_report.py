@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,18 @@ def test_literature_epoch_table_layout():
     assert list(table.index) == ["CAM", "P", "P-OC", "P-OC+LS", "P-NOC", "P-NOC+LS"]
     assert [c for c in table.columns if c.startswith("E")] == [f"E{i}" for i in range(1, 16)]
     assert table.loc["P-NOC+LS", "TTA"] == 63.6 and table["source"].str.contains("Table 2").all()
+
+
+def test_compute_text_sums_the_recorded_training_times(tmp_path):
+    runs = []
+    for label, seed, seconds in (("CAM", 0, 60.0), ("CAM", 1, 180.0), ("P", 0, 3600.0), ("P", 1, None)):
+        run = _run(label, seed, [1, 1, 1], [0.2, 0.4])
+        folder = tmp_path / f"{label}{seed}"
+        folder.mkdir()
+        if seconds is not None:  # P seed 1: a classifier stage with no DONE.json is counted as untimed, not as 0 s
+            (folder / "DONE.json").write_text(f'{{"seconds": {seconds}}}')
+        runs.append(dataclasses.replace(run, classifier=StageDir("classifier", "k", folder)))
+    assert [r.train_seconds for r in runs[:3]] == [60.0, 180.0, 3600.0] and np.isnan(runs[3].train_seconds)
+    text = priors_report.compute_text(runs)
+    assert "1.07 h for 4 runs (1 untimed)" in text and "CAM 2.0, P 60.0" in text
+    assert priors_report.method_table(runs).set_index("method").loc["CAM", "train (s)"] == pytest.approx(120.0)

@@ -128,6 +128,8 @@ def test_resume_reaches_the_same_weights(tmp_path):
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
     assert result.history["epoch"].tolist() == [1, 2, 3]
+    # the wall time counts every epoch, those of the interrupted session included
+    assert (result.history["seconds"] > 0).all() and result.seconds == pytest.approx(result.history["seconds"].sum())
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / "b").iterdir())
 
 

@@ -48,6 +48,22 @@ def method_table(runs: Sequence[PriorsRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def compute_text(runs: Sequence[PriorsRun]) -> str:
+    """One sentence: the training wall time of ``runs`` (their classifier stages' ``DONE.json``), in total and per
+    method (mean over seeds), so the cost of a profile is measured rather than estimated."""
+    if not runs:
+        return "Training time: no runs."
+    per_method = {label: np.nanmean([r.train_seconds for r in group]) if any(np.isfinite(r.train_seconds) for r in group)
+                  else float("nan") for label, group in group_runs(runs).items()}
+    total = float(np.nansum([r.train_seconds for r in runs]))
+    untimed = sum(np.isnan(r.train_seconds) for r in runs)
+    parts = ", ".join(f"{label} {seconds / 60:.1f}" for label, seconds in per_method.items())
+    return (f"Training time (wall, as each classifier stage's DONE.json records it, including whatever else the "
+            f"machine ran meanwhile): {total / 3600:.2f} h for {len(runs)} runs"
+            + (f" ({untimed} untimed)" if untimed else "") + f"; minutes per run, mean over seeds: {parts}. "
+            "Not included: the shared ordinary classifier, TTA inference and sweeps.")
+
+
 def pathology_group_table(runs: Sequence[PriorsRun], groups: Mapping[str, Mapping[str, Sequence[str]]]
                           ) -> pd.DataFrame:
     """Missed, spill and confused (% of the group's ground-truth foreground, at each run's oracle threshold, mean

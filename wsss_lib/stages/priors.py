@@ -125,7 +125,17 @@ class PriorsRun:
         best = self.sweep.best
         return {"method": self.label, "seed": self.seed, "TTA mIoU (%)": 100 * best.miou,
                 "best threshold (oracle)": self.sweep.best_threshold, "FPR (%)": 100 * best.mean_fp,
-                "FNR (%)": 100 * best.mean_fn, **self.pathology(), "images": self.sweep.num_images}
+                "FNR (%)": 100 * best.mean_fn, **self.pathology(), "images": self.sweep.num_images,
+                "train (s)": self.train_seconds}
+
+    @property
+    def train_seconds(self) -> float:
+        """The classifier's training wall time recorded in its stage's ``DONE.json`` (NaN where none is: a stage
+        finished before the time was recorded, or a run built by hand). Wall time: it includes whatever else the
+        machine ran meanwhile."""
+        if not self.classifier.finished:
+            return float("nan")
+        return float(self.classifier.summary().get("seconds", float("nan")))
 
 
 def run_priors(ctx: RunContext, classifier: ClassifierStageConfig, method: str, *, tta: TTAConfig = TTAConfig(),

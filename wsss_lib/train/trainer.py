@@ -4,7 +4,8 @@ Read top to bottom: per epoch, reseed (so a resumed run replays the same data or
 iterate micro-batches; per micro-batch, for each phase of the method compute its loss terms under autocast,
 check they are finite, back-propagate; every ``accumulate_steps`` micro-batches step each phase's optimizer
 (poly learning rate) and clear its gradients. At the end of each epoch: the quick CAM mIoU on the
-evaluation split, a row appended to ``history.csv`` and an atomic checkpoint.
+evaluation split, a row appended to ``history.csv`` (the epoch's losses, quick mIoU and wall time ``seconds``) and
+an atomic checkpoint.
 
 - Device and precision: CUDA if available (``device="auto"``), AMP (``bf16``, or ``fp16`` with a
   ``GradScaler`` per phase) on CUDA only, CPU always trains in float32; ``channels_last`` on both (on the
@@ -77,6 +78,7 @@ class TrainResult:
     out_dir: Path
     history: pd.DataFrame
     seconds: float
+    """Wall time of the training: the sum of the history's per-epoch ``seconds`` (resumed sessions included)."""
 
 
 def _stop_workers(batches) -> None:
@@ -303,8 +305,8 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
         scalers[phase].update()
         optimizers[phase].zero_grad(set_to_none=True)
 
-    started = time.perf_counter()
     for epoch in range(start_epoch, epochs):
+        epoch_started = time.perf_counter()
         seed_everything(_rank_seed(cfg.seed, epoch, where.rank))
         loader_generator.manual_seed(_epoch_seed(cfg.seed, epoch))
         samples.epoch = epoch
@@ -388,6 +390,7 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
                 except FloatingPointError as exc:
                     raise FloatingPointError(f"{out_dir.name}: quick evaluation after epoch {epoch + 1}: {exc}") from exc
                 row.update({"quick_miou": quick["miou"], "quick_threshold": quick["threshold"]})
+        row["seconds"] = time.perf_counter() - epoch_started  # the epoch's wall time, its evaluation included
         history.append(row)
         if where.main:
             with atomic_path(out_dir / "history.csv") as tmp:
@@ -402,4 +405,7 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
         if progress and where.main:
             shown = ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch")
             tqdm.write(f"{out_dir.name} epoch {epoch + 1}/{epochs}: {shown}")
-    return TrainResult(out_dir=out_dir, history=pd.DataFrame(history), seconds=time.perf_counter() - started)
+    # every epoch's wall time, those of earlier (resumed) sessions included; 0 for epochs a history written before
+    # this column existed does not time
+    seconds = float(sum(row.get("seconds", 0.0) for row in history if pd.notna(row.get("seconds", 0.0))))
+    return TrainResult(out_dir=out_dir, history=pd.DataFrame(history), seconds=seconds)
