@@ -66,14 +66,16 @@ def test_literature_epoch_table_layout():
 
 def test_compute_text_sums_the_recorded_training_times(tmp_path):
     runs = []
-    for label, seed, seconds in (("CAM", 0, 60.0), ("CAM", 1, 180.0), ("P", 0, 3600.0), ("P", 1, None)):
+    for label, seed, seconds in (("CAM", 0, 60.0), ("CAM", 1, 180.0), ("CAM", 2, 3600.0), ("P", 0, 3600.0),
+                                 ("P", 1, None)):
         run = _run(label, seed, [1, 1, 1], [0.2, 0.4])
         folder = tmp_path / f"{label}{seed}"
         folder.mkdir()
         if seconds is not None:  # P seed 1: a classifier stage with no DONE.json is counted as untimed, not as 0 s
             (folder / "DONE.json").write_text(f'{{"seconds": {seconds}}}')
         runs.append(dataclasses.replace(run, classifier=StageDir("classifier", "k", folder)))
-    assert [r.train_seconds for r in runs[:3]] == [60.0, 180.0, 3600.0] and np.isnan(runs[3].train_seconds)
+    assert [r.train_seconds for r in runs[:4]] == [60.0, 180.0, 3600.0, 3600.0] and np.isnan(runs[4].train_seconds)
     text = priors_report.compute_text(runs)
-    assert "1.07 h for 4 runs (1 untimed)" in text and "CAM 2.0, P 60.0" in text
-    assert priors_report.method_table(runs).set_index("method").loc["CAM", "train (s)"] == pytest.approx(120.0)
+    # recorded: 7440 s; the median of CAM (180 s, robust to the paused 3600-s run) x 3 + P's 3600 s x 1 = 4140 s
+    assert "2.07 h recorded for 5 runs (1 untimed)" in text and "CAM 3.0, P 60.0" in text and "pass: 1.15 h" in text
+    assert priors_report.method_table(runs).set_index("method").loc["CAM", "train (s)"] == pytest.approx(1280.0)
