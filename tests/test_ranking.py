@@ -5,7 +5,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from wsss_lib.reporting.priors_report import method_table, ranking_sentences, ranking_table
+from wsss_lib.reporting.priors_report import (
+    claims_sentences,
+    claims_table,
+    method_table,
+    ranking_sentences,
+    ranking_table,
+)
 
 
 def _run(label, seed, miou):
@@ -37,3 +43,20 @@ def test_method_table_mean_and_sd():
     table = method_table([_run("CAM", 0, 40.0), _run("CAM", 1, 44.0)]).set_index("method")
     assert table.loc["CAM", "TTA mIoU (%)"] == pytest.approx(42.0) and table.loc["CAM", "SD"] == pytest.approx(np.sqrt(8))
     assert table.loc["CAM", "spill (%)"] == pytest.approx(4.0) and table.loc["CAM", "seeds"] == 2
+
+
+def test_claims_table_compares_each_step_of_the_paper():
+    runs = ([_run("CAM", s, m) for s, m in enumerate([40.0, 41.0, 42.0])]
+            + [_run("P", s, m) for s, m in enumerate([50.0, 51.0, 52.0])]       # +10 over CAM: reproduced
+            + [_run("P-OC", s, m) for s, m in enumerate([51.0, 52.0, 53.0])]    # +1 over P, SD 1.41: a tie
+            + [_run("P-NOC", s, m) for s, m in enumerate([40.0, 41.0, 42.0])])  # -11 under P-OC: reversed
+    table = claims_table(runs).set_index("method")
+    assert list(table.index) == ["P", "P-OC", "P-NOC"]  # the +LS claims need runs that are not there
+    assert table.loc["P", "verdict"] == "agrees" and table.loc["P", "paper (gap)"] == pytest.approx(60.9 - 53.9)
+    assert table.loc["P-OC", "verdict"] == "tie" and table.loc["P-OC", "SD of gap"] == pytest.approx(np.sqrt(2))
+    assert table.loc["P-NOC", "verdict"] == "disagrees" and table.loc["P-NOC", "baseline"] == "P-OC"
+    assert table.loc["P-NOC", "ours (gap)"] == pytest.approx(-11.0)
+    sentences = claims_sentences(table.reset_index())
+    assert ["points, reproduced here" in s for s in sentences] == [True, False, False]
+    assert "not reproduced here: a tie" in sentences[1] and "reversed here" in sentences[2]
+    assert claims_table([_run("CAM", 0, 1.0)]).empty

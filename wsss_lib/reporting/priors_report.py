@@ -226,6 +226,16 @@ def erasure_view_figure(dataset, generator: CAMClassifier, ordinary: CAMClassifi
     return fig
 
 
+def _verdict(gap: float, gap_sd: float, paper_gap: float) -> str:
+    """``tie`` (our gap under 2 SD, or one seed only: no SD), ``no paper value``, else ``agrees`` or ``disagrees``
+    (the sign of our gap against the paper's)."""
+    if np.isnan(gap_sd) or abs(gap) < 2 * gap_sd:
+        return "tie"
+    if np.isnan(paper_gap):
+        return "no paper value"
+    return "agrees" if np.sign(gap) == np.sign(paper_gap) else "disagrees"
+
+
 def ranking_table(runs: Sequence[PriorsRun], backbone: str = "ResNeSt-269", reference: str = "CAM") -> pd.DataFrame:
     """Our ranking beside the paper's (Table 2 TTA mIoU, literature): per method our mean and SD over seeds, the gap
     to ``reference`` (SD of the gap = sqrt(SD_a² + SD_b²), seeds independent), the paper's value and gap, and
@@ -242,18 +252,54 @@ def ranking_table(runs: Sequence[PriorsRun], backbone: str = "ResNeSt-269", refe
         gap_sd = float(np.hypot(row["SD"], ref_sd))
         paper = lit.get(method, np.nan)
         paper_gap = paper - lit.get(reference, np.nan)
-        if method == reference:
-            verdict = "reference"
-        elif np.isnan(gap_sd) or abs(gap) < 2 * gap_sd:
-            verdict = "tie"
-        elif np.isnan(paper_gap):
-            verdict = "no paper value"
-        else:
-            verdict = "agrees" if np.sign(gap) == np.sign(paper_gap) else "disagrees"
+        verdict = "reference" if method == reference else _verdict(gap, gap_sd, paper_gap)
         rows.append({"method": method, "seeds": int(row["seeds"]), "ours (%)": row["TTA mIoU (%)"], "SD": row["SD"],
                      f"ours - {reference}": gap, "SD of gap": gap_sd, "paper (%)": paper,
                      f"paper - {reference}": paper_gap, "verdict": verdict})
     return pd.DataFrame(rows)
+
+
+PAPER_CLAIMS: tuple[tuple[str, str, str], ...] = (
+    ("P", "CAM", "Puzzle-CAM's tile reconstruction improves on the vanilla CAM"),
+    ("P-OC", "P", "adding the ordinary classifier's erasure (CSE) improves on Puzzle-CAM"),
+    ("P-NOC", "P-OC", "training the ordinary classifier adversarially improves on freezing it"),
+    ("P-OC+LS", "P-OC", "label smoothing improves P-OC"),
+    ("P-NOC+LS", "P-NOC", "label smoothing improves P-NOC"),
+)
+"""The paper's step-by-step claims that its Table 2 supports, as (method, baseline, claim): each step adds one
+ingredient (P-OC is P-NOC with a frozen ordinary classifier)."""
+
+
+def claims_table(runs: Sequence[PriorsRun], backbone: str = "ResNeSt-269",
+                 claims: Sequence[tuple[str, str, str]] = PAPER_CLAIMS) -> pd.DataFrame:
+    """Each of the paper's step-by-step ``claims`` with both methods run: our gap (method - baseline, mean over
+    seeds, SD of the gap as in :func:`ranking_table`) beside the paper's (Table 2 TTA, literature; the paper gives
+    means of 3 runs without SD, so its own gaps carry no error bar) and the same ``verdict`` rule."""
+    ours = method_table(runs).set_index("method")
+    lit = literature_epoch_table(backbone).set_index("method")["TTA"]
+    rows = []
+    for method, baseline, claim in claims:
+        if method not in ours.index or baseline not in ours.index:
+            continue
+        gap = ours.loc[method, "TTA mIoU (%)"] - ours.loc[baseline, "TTA mIoU (%)"]
+        gap_sd = float(np.hypot(ours.loc[method, "SD"], ours.loc[baseline, "SD"]))
+        paper_gap = lit.get(method, np.nan) - lit.get(baseline, np.nan)
+        rows.append({"claim": claim, "method": method, "baseline": baseline, "ours (gap)": gap, "SD of gap": gap_sd,
+                     "paper (gap)": paper_gap, "verdict": _verdict(gap, gap_sd, paper_gap)})
+    return pd.DataFrame(rows, columns=["claim", "method", "baseline", "ours (gap)", "SD of gap", "paper (gap)",
+                                       "verdict"])
+
+
+def claims_sentences(table: pd.DataFrame) -> list[str]:
+    """The :func:`claims_table` in plain words, one sentence per claim: reproduced, not reproduced (a tie), or
+    reversed, whatever the outcome."""
+    words = {"agrees": "reproduced here (same direction, at least 2 SD)",
+             "tie": "not reproduced here: a tie (under 2 SD, or a single seed)",
+             "disagrees": "reversed here (the opposite direction, at least 2 SD)",
+             "no paper value": "has no paper value to compare"}
+    return [f"The paper: {row['claim']} ({row['method']} vs {row['baseline']}: {row['paper (gap)']:+.1f} points). "
+            f"Ours: {row['ours (gap)']:+.1f} ± {row['SD of gap']:.1f} points, {words[row['verdict']]}."
+            for row in table.to_dict("records")]
 
 
 def ranking_sentences(table: pd.DataFrame, reference: str = "CAM") -> list[str]:
@@ -265,7 +311,10 @@ def ranking_sentences(table: pd.DataFrame, reference: str = "CAM") -> list[str]:
         ours = f"{row[f'ours - {reference}']:+.1f} ± {row['SD of gap']:.1f} points"
         paper = (f"the paper's {row[f'paper - {reference}']:+.1f}" if not np.isnan(row[f"paper - {reference}"])
                  else "no paper value")
+        tie = "is a tie (under 2 SD, or a single seed)"
+        if not np.isnan(row[f"paper - {reference}"]):
+            tie += f", so the paper's difference to {reference} is not reproduced here"
         words = {"agrees": "agrees with the paper's direction", "disagrees": "goes against the paper's direction",
-                 "tie": "is a tie (under 2 SD, or a single seed)", "no paper value": "has no paper value to compare"}
+                 "tie": tie, "no paper value": "has no paper value to compare"}
         out.append(f"{row['method']} vs {reference}: ours {ours} against {paper}: {words[row['verdict']]}.")
     return out
