@@ -14,7 +14,7 @@ from wsss_lib.data.stats import PROPERTY_COLUMNS
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.evaluation.sweep import SweepResult
 from wsss_lib.reporting import priors_report
-from wsss_lib.stages.priors import PriorsRun
+from wsss_lib.stages.priors import PriorsRun, runs_table
 
 NAMES = ("background", "cat", "dog")
 
@@ -67,15 +67,20 @@ def test_literature_epoch_table_layout():
 def test_compute_text_sums_the_recorded_training_times(tmp_path):
     runs = []
     for label, seed, seconds in (("CAM", 0, 60.0), ("CAM", 1, 180.0), ("CAM", 2, 3600.0), ("P", 0, 3600.0),
-                                 ("P", 1, None)):
+                                 ("P", 1, None), ("OC-CSE", 0, None)):
         run = _run(label, seed, [1, 1, 1], [0.2, 0.4])
         folder = tmp_path / f"{label}{seed}"
         folder.mkdir()
-        if seconds is not None:  # P seed 1: a classifier stage with no DONE.json is counted as untimed, not as 0 s
+        if seconds is not None:  # a classifier stage with no time (no DONE.json here) is untimed, not 0 s
             (folder / "DONE.json").write_text(f'{{"seconds": {seconds}}}')
         runs.append(dataclasses.replace(run, classifier=StageDir("classifier", "k", folder)))
+    runs.append(runs[0])  # a second record of the same classifier stage counts once
     assert [r.train_seconds for r in runs[:4]] == [60.0, 180.0, 3600.0, 3600.0] and np.isnan(runs[4].train_seconds)
     text = priors_report.compute_text(runs)
-    # recorded: 7440 s; the median of CAM (180 s, robust to the paused 3600-s run) x 3 + P's 3600 s x 1 = 4140 s
-    assert "2.07 h recorded for 5 runs (1 untimed)" in text and "CAM 3.0, P 60.0" in text and "pass: 1.15 h" in text
-    assert priors_report.method_table(runs).set_index("method").loc["CAM", "train (s)"] == pytest.approx(1280.0)
+    # recorded: 7440 s over 6 stages; CAM: fastest 60 s, median 180 s (robust to the slowed 3600-s run), x 3 runs;
+    # P: 3600 s x 2 runs; OC-CSE untimed and left out: low 7380 s, high 7740 s
+    assert "2.07 h recorded for 6 classifiers (2 untimed)" in text
+    assert "CAM 1.0-3.0, P 60.0-60.0, OC-CSE untimed" in text and ": 2.05 h (2.15 h)" in text
+    assert "train (s)" in runs_table(runs) and "train (s)" not in priors_report.method_table(runs)
+    assert "none of the 1 classifier stages" in priors_report.compute_text([runs[4]])
+    assert priors_report.compute_text([]) == "Training time: no runs."

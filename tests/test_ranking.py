@@ -32,9 +32,12 @@ def test_ranking_verdicts():
     assert table.loc["P-OC", "verdict"] == "tie" and table.loc["P-OC", "SD of gap"] == pytest.approx(np.sqrt(2))
     assert table.loc["P-NOC+LS", "verdict"] == "agrees"
     assert table.loc["P-NOC+LS", "paper - CAM"] == pytest.approx(63.6 - 53.9)
-    assert table.loc["P (alpha 0)", "verdict"] == "tie" and np.isnan(table.loc["P (alpha 0)", "paper (%)"])
-    sentences = ranking_sentences(table.reset_index())
-    assert len(sentences) == 4 and any("goes against" in s and s.startswith("P vs CAM") for s in sentences)
+    assert table.loc["P (alpha 0)", "verdict"] == "single seed" and np.isnan(table.loc["P (alpha 0)", "paper (%)"])
+    sentences = dict(zip(["P", "P-OC", "P-NOC+LS", "P (alpha 0)"], ranking_sentences(table.reset_index())))
+    assert len(sentences) == 4 and "goes against" in sentences["P"] and sentences["P"].startswith("P vs CAM")
+    assert "is a tie (under 2 SD), so the paper's difference to CAM is not reproduced here" in sentences["P-OC"]
+    assert "agrees with the paper's direction" in sentences["P-NOC+LS"]
+    assert "undetermined" in sentences["P (alpha 0)"] and "no SD" in sentences["P (alpha 0)"]
     with pytest.raises(KeyError, match="reference"):
         ranking_table([_run("P", 0, 1.0)])
 
@@ -57,6 +60,9 @@ def test_claims_table_compares_each_step_of_the_paper():
     assert table.loc["P-NOC", "verdict"] == "disagrees" and table.loc["P-NOC", "baseline"] == "P-OC"
     assert table.loc["P-NOC", "ours (gap)"] == pytest.approx(-11.0)
     sentences = claims_sentences(table.reset_index())
-    assert ["points, reproduced here" in s for s in sentences] == [True, False, False]
+    assert ["the same direction as the paper's" in s for s in sentences] == [True, False, False]
     assert "not reproduced here: a tie" in sentences[1] and "reversed here" in sentences[2]
-    assert claims_table([_run("CAM", 0, 1.0)]).empty
+    assert claims_table([_run("CAM", 0, 1.0)]).empty and claims_table([]).empty
+    one_seed = claims_table([_run("CAM", 0, 40.0), _run("P", 0, 50.0)])
+    assert one_seed["verdict"].tolist() == ["single seed"]
+    assert "undetermined" in claims_sentences(one_seed)[0] and "nan" not in claims_sentences(one_seed)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -220,3 +221,13 @@ def test_each_epoch_stops_its_loader_workers(tmp_path, monkeypatch):
         gc.enable()
         gc.collect()
     assert len(method.workers) == 9 and set(method.workers) == {2}, method.workers
+
+
+def test_resuming_a_history_without_epoch_times_leaves_the_total_unknown(tmp_path):
+    """A history written before the ``seconds`` column existed: the total is NaN (untimed), never a partial sum."""
+    with pytest.raises(KeyboardInterrupt):
+        fit(ToyMethod(fail_at=4), ToySet(), None, CFG, OPT, tmp_path / "old", progress=False)
+    history = pd.read_csv(tmp_path / "old" / "history.csv")
+    history.drop(columns=["seconds"]).to_csv(tmp_path / "old" / "history.csv", index=False)
+    result = fit(ToyMethod(), ToySet(), None, CFG, OPT, tmp_path / "old", resume=True, progress=False)
+    assert result.history["seconds"].notna().tolist() == [False, True, True] and np.isnan(result.seconds)

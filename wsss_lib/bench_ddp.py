@@ -5,8 +5,9 @@ in-memory images for a fixed number of optimizer steps, once per ``--devices`` v
 as ``torchrun`` processes started by :func:`~wsss_lib.train.distributed.launch` (gloo on CPU, NCCL on CUDA), as a
 training stage with ``devices: N`` runs. Every run trains the same recipe: ``--batch`` images per forward pass,
 ``--accumulate`` forward passes per step. Reported per run: images/s of the training loop (rank 0's
-``TrainResult.seconds``), the wall time of the whole call, and the launcher's overhead (wall time minus the
-loop: process start, imports, process group, model build). One row per run is appended to
+``TrainResult.seconds``: every epoch's steps and evaluation), the wall time of the whole call, and the launcher's
+overhead (wall time minus the loop: process start, imports, process group, model build, and each epoch's history
+and checkpoint writes). One row per run is appended to
 ``reports/bench/ddp-<device>.csv``, so the ratios come from one invocation on one machine.
 """
 

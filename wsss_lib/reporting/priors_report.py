@@ -6,6 +6,7 @@ averages over the seeds of a method; literature values are separate frames, neve
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -49,24 +50,34 @@ def method_table(runs: Sequence[PriorsRun]) -> pd.DataFrame:
 
 
 def compute_text(runs: Sequence[PriorsRun]) -> str:
-    """One sentence: the training wall time of ``runs`` (their classifier stages' ``DONE.json``), recorded in total,
-    and per method the median over seeds, whose sum over the runs estimates one uninterrupted pass (a recorded
-    wall time also counts whatever else the machine ran meanwhile, so one paused run would skew a mean)."""
-    if not runs:
+    """One sentence: the training wall time of ``runs`` (their classifier stages' ``DONE.json``, each stage counted
+    once), the recorded total, and per method the fastest and the median run. A recorded wall time also counts
+    whatever else the machine ran meanwhile, which only adds time: so each method's fastest run times its run
+    count, summed, is the best estimate of one uninterrupted pass, and the medians give a high one."""
+    stages: dict[Path, PriorsRun] = {}
+    for run in runs:
+        stages.setdefault(run.classifier.path, run)
+    if not stages:
         return "Training time: no runs."
-    groups = group_runs(runs)
-    seconds = {label: np.array([r.train_seconds for r in group], dtype=float) for label, group in groups.items()}
-    medians = {label: float(np.median(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
-               for label, v in seconds.items()}
-    recorded = float(sum(np.nansum(v) for v in seconds.values()))
-    estimate = float(sum(medians[label] * np.isfinite(v).sum() for label, v in seconds.items() if np.isfinite(v).any()))
-    untimed = int(sum((~np.isfinite(v)).sum() for v in seconds.values()))
-    parts = ", ".join(f"{label} {m / 60:.1f}" for label, m in medians.items())
+    seconds: dict[str, list[float]] = {}
+    for run in stages.values():
+        seconds.setdefault(run.label, []).append(run.train_seconds)
+    timed = {label: np.array([v for v in values if np.isfinite(v)]) for label, values in seconds.items()}
+    untimed = sum(len(values) - len(timed[label]) for label, values in seconds.items())
+    if not any(len(v) for v in timed.values()):
+        return f"Training time: none of the {len(stages)} classifier stages recorded one."
+    parts = ", ".join(f"{label} {v.min() / 60:.1f}-{np.median(v) / 60:.1f}" if len(v) else f"{label} untimed"
+                      for label, v in timed.items())
+    low = sum(v.min() * len(seconds[label]) for label, v in timed.items() if len(v))
+    high = sum(np.median(v) * len(seconds[label]) for label, v in timed.items() if len(v))
+    recorded = sum(v.sum() for v in timed.values())
     return (f"Training time (wall, from each classifier stage's DONE.json): {recorded / 3600:.2f} h recorded for "
-            f"{len(runs)} runs" + (f" ({untimed} untimed)" if untimed else "")
-            + ", including whatever else the machine ran meanwhile; median minutes per run over seeds: "
-            f"{parts}; the medians summed over the runs, an estimate of one uninterrupted pass: {estimate / 3600:.2f} h. "
-            "Not included: the shared ordinary classifier, TTA inference and sweeps.")
+            f"{len(stages)} classifiers" + (f" ({untimed} untimed)" if untimed else "")
+            + ", including whatever else the machine ran meanwhile; minutes per run, fastest-median over seeds: "
+            f"{parts}; one uninterrupted pass, each method's fastest (median) run times its runs"
+            + (" (methods with no timed run left out)" if any(not len(v) for v in timed.values()) else "")
+            + f": {low / 3600:.2f} h ({high / 3600:.2f} h). Not included: the shared ordinary classifier, TTA "
+            "inference and sweeps.")
 
 
 def pathology_group_table(runs: Sequence[PriorsRun], groups: Mapping[str, Mapping[str, Sequence[str]]]
@@ -227,35 +238,44 @@ def erasure_view_figure(dataset, generator: CAMClassifier, ordinary: CAMClassifi
 
 
 def _verdict(gap: float, gap_sd: float, paper_gap: float) -> str:
-    """``tie`` (our gap under 2 SD, or one seed only: no SD), ``no paper value``, else ``agrees`` or ``disagrees``
-    (the sign of our gap against the paper's)."""
-    if np.isnan(gap_sd) or abs(gap) < 2 * gap_sd:
+    """``single seed`` (no SD: undetermined), ``tie`` (our gap under 2 SD), ``no paper value``, else ``agrees`` or
+    ``disagrees``: the sign of our gap against the paper's (a paper gap of exactly 0 counts as disagreeing with
+    a 2-SD gap of ours)."""
+    if np.isnan(gap_sd):
+        return "single seed"
+    if abs(gap) < 2 * gap_sd:
         return "tie"
     if np.isnan(paper_gap):
         return "no paper value"
     return "agrees" if np.sign(gap) == np.sign(paper_gap) else "disagrees"
 
 
+def _gap(ours: pd.DataFrame, lit: pd.Series, method: str, baseline: str) -> dict[str, float | str]:
+    """Our gap ``method - baseline`` (means over seeds; SD of the gap = sqrt(SD_a² + SD_b²), seeds independent),
+    the paper's gap (NaN where its Table 2 lacks either method) and the :func:`_verdict`."""
+    gap = ours.loc[method, "TTA mIoU (%)"] - ours.loc[baseline, "TTA mIoU (%)"]
+    gap_sd = float(np.hypot(ours.loc[method, "SD"], ours.loc[baseline, "SD"]))
+    paper_gap = lit.get(method, np.nan) - lit.get(baseline, np.nan)
+    return {"gap": gap, "gap_sd": gap_sd, "paper_gap": paper_gap, "verdict": _verdict(gap, gap_sd, paper_gap)}
+
+
 def ranking_table(runs: Sequence[PriorsRun], backbone: str = "ResNeSt-269", reference: str = "CAM") -> pd.DataFrame:
     """Our ranking beside the paper's (Table 2 TTA mIoU, literature): per method our mean and SD over seeds, the gap
     to ``reference`` (SD of the gap = sqrt(SD_a² + SD_b²), seeds independent), the paper's value and gap, and
-    ``verdict``: ``agrees`` (same sign, our gap at least 2 SD), ``tie`` (our gap under 2 SD, or one seed only:
-    no SD), ``disagrees`` (opposite sign, at least 2 SD). Methods the paper's Table 2 lacks get no paper columns."""
+    ``verdict``: ``agrees`` (same sign, our gap at least 2 SD), ``tie`` (our gap under 2 SD), ``single seed`` (no
+    SD: undetermined), ``disagrees`` (opposite sign, at least 2 SD). Methods the paper's Table 2 lacks get no paper
+    columns."""
     ours = method_table(runs).set_index("method")
     lit = literature_epoch_table(backbone).set_index("method")["TTA"]
     if reference not in ours.index:
         raise KeyError(f"no run of the reference method {reference!r}; methods: {list(ours.index)}")
-    ref_mean, ref_sd = ours.loc[reference, "TTA mIoU (%)"], ours.loc[reference, "SD"]
     rows = []
     for method, row in ours.iterrows():
-        gap = row["TTA mIoU (%)"] - ref_mean
-        gap_sd = float(np.hypot(row["SD"], ref_sd))
-        paper = lit.get(method, np.nan)
-        paper_gap = paper - lit.get(reference, np.nan)
-        verdict = "reference" if method == reference else _verdict(gap, gap_sd, paper_gap)
+        g = _gap(ours, lit, method, reference)
         rows.append({"method": method, "seeds": int(row["seeds"]), "ours (%)": row["TTA mIoU (%)"], "SD": row["SD"],
-                     f"ours - {reference}": gap, "SD of gap": gap_sd, "paper (%)": paper,
-                     f"paper - {reference}": paper_gap, "verdict": verdict})
+                     f"ours - {reference}": g["gap"], "SD of gap": g["gap_sd"], "paper (%)": lit.get(method, np.nan),
+                     f"paper - {reference}": g["paper_gap"],
+                     "verdict": "reference" if method == reference else g["verdict"]})
     return pd.DataFrame(rows)
 
 
@@ -275,30 +295,34 @@ def claims_table(runs: Sequence[PriorsRun], backbone: str = "ResNeSt-269",
     """Each of the paper's step-by-step ``claims`` with both methods run: our gap (method - baseline, mean over
     seeds, SD of the gap as in :func:`ranking_table`) beside the paper's (Table 2 TTA, literature; the paper gives
     means of 3 runs without SD, so its own gaps carry no error bar) and the same ``verdict`` rule."""
+    columns = ["claim", "method", "baseline", "ours (gap)", "SD of gap", "paper (gap)", "verdict"]
+    if not runs:
+        return pd.DataFrame(columns=columns)
     ours = method_table(runs).set_index("method")
     lit = literature_epoch_table(backbone).set_index("method")["TTA"]
     rows = []
     for method, baseline, claim in claims:
-        if method not in ours.index or baseline not in ours.index:
-            continue
-        gap = ours.loc[method, "TTA mIoU (%)"] - ours.loc[baseline, "TTA mIoU (%)"]
-        gap_sd = float(np.hypot(ours.loc[method, "SD"], ours.loc[baseline, "SD"]))
-        paper_gap = lit.get(method, np.nan) - lit.get(baseline, np.nan)
-        rows.append({"claim": claim, "method": method, "baseline": baseline, "ours (gap)": gap, "SD of gap": gap_sd,
-                     "paper (gap)": paper_gap, "verdict": _verdict(gap, gap_sd, paper_gap)})
-    return pd.DataFrame(rows, columns=["claim", "method", "baseline", "ours (gap)", "SD of gap", "paper (gap)",
-                                       "verdict"])
+        if method in ours.index and baseline in ours.index:
+            g = _gap(ours, lit, method, baseline)
+            rows.append(dict(zip(columns, (claim, method, baseline, g["gap"], g["gap_sd"], g["paper_gap"],
+                                           g["verdict"]))))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _gap_text(gap: float, gap_sd: float) -> str:
+    return f"{gap:+.1f} ± {gap_sd:.1f} points" if np.isfinite(gap_sd) else f"{gap:+.1f} points (one seed, no SD)"
 
 
 def claims_sentences(table: pd.DataFrame) -> list[str]:
-    """The :func:`claims_table` in plain words, one sentence per claim: reproduced, not reproduced (a tie), or
-    reversed, whatever the outcome."""
-    words = {"agrees": "reproduced here (same direction, at least 2 SD)",
-             "tie": "not reproduced here: a tie (under 2 SD, or a single seed)",
-             "disagrees": "reversed here (the opposite direction, at least 2 SD)",
-             "no paper value": "has no paper value to compare"}
+    """The :func:`claims_table` in plain words, one sentence per claim: the same direction as the paper's, not
+    reproduced (a tie), reversed, or undetermined (a single seed), whatever the outcome."""
+    words = {"agrees": "the same direction as the paper's, by at least 2 SD",
+             "tie": "not reproduced here: a tie (under 2 SD)",
+             "disagrees": "reversed here (the opposite direction, by at least 2 SD)",
+             "single seed": "undetermined: a single seed has no SD",
+             "no paper value": "the paper has no value to compare"}
     return [f"The paper: {row['claim']} ({row['method']} vs {row['baseline']}: {row['paper (gap)']:+.1f} points). "
-            f"Ours: {row['ours (gap)']:+.1f} ± {row['SD of gap']:.1f} points, {words[row['verdict']]}."
+            f"Ours: {_gap_text(row['ours (gap)'], row['SD of gap'])}, {words[row['verdict']]}."
             for row in table.to_dict("records")]
 
 
@@ -308,13 +332,13 @@ def ranking_sentences(table: pd.DataFrame, reference: str = "CAM") -> list[str]:
     for row in table.to_dict("records"):
         if row["verdict"] == "reference":
             continue
-        ours = f"{row[f'ours - {reference}']:+.1f} ± {row['SD of gap']:.1f} points"
-        paper = (f"the paper's {row[f'paper - {reference}']:+.1f}" if not np.isnan(row[f"paper - {reference}"])
-                 else "no paper value")
-        tie = "is a tie (under 2 SD, or a single seed)"
-        if not np.isnan(row[f"paper - {reference}"]):
-            tie += f", so the paper's difference to {reference} is not reproduced here"
+        ours = _gap_text(row[f"ours - {reference}"], row["SD of gap"])
+        has_paper = not np.isnan(row[f"paper - {reference}"])
+        paper = f"the paper's {row[f'paper - {reference}']:+.1f}" if has_paper else "no paper value"
+        tie = "is a tie (under 2 SD)" + (f", so the paper's difference to {reference} is not reproduced here"
+                                         if has_paper else "")
         words = {"agrees": "agrees with the paper's direction", "disagrees": "goes against the paper's direction",
-                 "tie": tie, "no paper value": "has no paper value to compare"}
+                 "tie": tie, "single seed": "is undetermined (a single seed has no SD)",
+                 "no paper value": "has no paper value to compare"}
         out.append(f"{row['method']} vs {reference}: ours {ours} against {paper}: {words[row['verdict']]}.")
     return out

@@ -125,17 +125,18 @@ class PriorsRun:
         best = self.sweep.best
         return {"method": self.label, "seed": self.seed, "TTA mIoU (%)": 100 * best.miou,
                 "best threshold (oracle)": self.sweep.best_threshold, "FPR (%)": 100 * best.mean_fp,
-                "FNR (%)": 100 * best.mean_fn, **self.pathology(), "images": self.sweep.num_images,
-                "train (s)": self.train_seconds}
+                "FNR (%)": 100 * best.mean_fn, **self.pathology(), "images": self.sweep.num_images}
 
     @property
     def train_seconds(self) -> float:
-        """The classifier's training wall time recorded in its stage's ``DONE.json`` (NaN where none is: a stage
-        finished before the time was recorded, or a run built by hand). Wall time: it includes whatever else the
-        machine ran meanwhile."""
+        """The classifier's training wall time recorded in its stage's ``DONE.json`` (NaN where none is: untimed
+        epochs, or a run built by hand). Wall time: it includes whatever else the machine ran meanwhile. Stages
+        finished before 2ceb62c recorded the time of their last session only (a resumed run's earlier sessions
+        are missing)."""
         if not self.classifier.finished:
             return float("nan")
-        return float(self.classifier.summary().get("seconds", float("nan")))
+        seconds = self.classifier.summary().get("seconds")
+        return float(seconds) if seconds is not None else float("nan")
 
 
 def run_priors(ctx: RunContext, classifier: ClassifierStageConfig, method: str, *, tta: TTAConfig = TTAConfig(),
@@ -213,7 +214,8 @@ def load_priors_runs(ctx: RunContext, labels: Sequence[str] | None = None) -> li
 
 
 def runs_table(runs: Sequence[PriorsRun]) -> pd.DataFrame:
-    """One row per run: its TTA mIoU at the oracle threshold, FPR, FNR and where it came from."""
-    return pd.DataFrame([{**r.summary(), "notebook": r.notebook, "classifier stage": r.classifier.path.name}
-                         for r in runs])
+    """One row per run: its TTA mIoU at the oracle threshold, FPR, FNR, the pathology columns, the classifier's
+    training wall time and where it came from."""
+    return pd.DataFrame([{**r.summary(), "train (s)": r.train_seconds, "notebook": r.notebook,
+                          "classifier stage": r.classifier.path.name} for r in runs])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -112,7 +113,8 @@ def _train_and_finish(sd: StageDir, build: Callable[[str | None], Method], train
         extra = after(method, sd) if after is not None else {}
         epochs = int(result.history["epoch"].max()) if len(result.history) else train.epochs
         steps = {"steps": int(max_steps)} if max_steps else {}
-        sd.finish_training(method.cpu().state_dict(), seconds=round(result.seconds, 1), epochs=epochs, **steps,
+        seconds = round(result.seconds, 1) if math.isfinite(result.seconds) else None  # None: untimed epochs
+        sd.finish_training(method.cpu().state_dict(), seconds=seconds, epochs=epochs, **steps,
                            **extra)
     distributed.barrier()
 

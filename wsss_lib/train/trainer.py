@@ -78,7 +78,8 @@ class TrainResult:
     out_dir: Path
     history: pd.DataFrame
     seconds: float
-    """Wall time of the training: the sum of the history's per-epoch ``seconds`` (resumed sessions included)."""
+    """Wall time of the training: the sum of the history's per-epoch ``seconds`` (resumed sessions included; NaN
+    when an epoch of a history written before that column existed is untimed)."""
 
 
 def _stop_workers(batches) -> None:
@@ -405,7 +406,7 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
         if progress and where.main:
             shown = ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch")
             tqdm.write(f"{out_dir.name} epoch {epoch + 1}/{epochs}: {shown}")
-    # every epoch's wall time, those of earlier (resumed) sessions included; 0 for epochs a history written before
-    # this column existed does not time
-    seconds = float(sum(row.get("seconds", 0.0) for row in history if pd.notna(row.get("seconds", 0.0))))
+    # every epoch's wall time, those of earlier (resumed) sessions included; unknown (NaN) when a history written
+    # before this column existed leaves an epoch untimed
+    seconds = float(sum(row.get("seconds", float("nan")) for row in history))
     return TrainResult(out_dir=out_dir, history=pd.DataFrame(history), seconds=seconds)
