@@ -69,14 +69,12 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config", 
             continue
         value = data[field.name]
         ftype = hints[field.name]
+        tuple_type = next((t for t in (ftype, *typing.get_args(ftype)) if typing.get_origin(t) is tuple), None)
         if dataclasses.is_dataclass(ftype) and isinstance(value, dict):
             inner = getattr(base, field.name) if base is not None else _default(field)
             value = from_dict(ftype, value, where=f"{where}.{field.name}",
                               base=inner if isinstance(inner, ftype) else None)
-        elif isinstance(value, list) and (typing.get_origin(ftype) is tuple
-                                          or any(typing.get_origin(a) is tuple for a in typing.get_args(ftype))):
-            tuple_type = ftype if typing.get_origin(ftype) is tuple else next(
-                a for a in typing.get_args(ftype) if typing.get_origin(a) is tuple)
+        elif isinstance(value, list) and tuple_type is not None:
             value = _as_tuple(value, tuple_type)
         kwargs[field.name] = value
     return cls(**kwargs)

@@ -165,5 +165,5 @@ def dry_run_parameters(params: dict[str, Any], small_backbones: bool = False,
             capped = cap(leaf)
             if capped != leaf:
                 changed[path] = (leaf, capped)
-                out = set_path(out, path, capped, where="dry run") if "." in path else {**out, path: capped}
+                out = set_path(out, path, capped, where="dry run")
     return out, changed

@@ -36,7 +36,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from wsss_lib.config import available_profiles, from_dict, load_profile, set_path, to_dict
+from wsss_lib.config import apply_overrides as set_paths
+from wsss_lib.config import available_profiles, from_dict, load_profile, to_dict
 from wsss_lib.data.fixtures import dry_run_data
 from wsss_lib.data.registry import dataset_family
 from wsss_lib.dry_run import dry_run_parameters, dry_run_profile_name
@@ -96,15 +97,14 @@ def notebook_parameters(profile: dict[str, Any], notebook: Path, data_root: str 
 
 def validate_parameters(notebooks: list[Path], profile: dict[str, Any], data_root: str | None) -> dict[str, dict]:
     """Parameters per notebook; raise if a key is not a parameter of the notebook it is given to."""
-    import papermill as pm
-
     stems = {p.stem for p in discover_notebooks(notebooks[0].parent)} if notebooks else set()
     stray = sorted(set(profile["notebooks"]) - stems)
     if stray:
         raise SystemExit(f"profile names notebooks that do not exist: {stray}; notebooks: {sorted(stems)}")
     errors, out = [], {}
     for nb in notebooks:
-        declared = set(pm.inspect_notebook(str(nb)))
+        defaults = notebook_defaults(nb)
+        declared = set(defaults)
         if not declared:
             errors.append(f"{nb.name}: no cell tagged 'parameters'")
             continue
@@ -113,10 +113,10 @@ def validate_parameters(notebooks: list[Path], profile: dict[str, Any], data_roo
         if unknown:
             errors.append(f"{nb.name}: unknown parameter(s) {unknown}; the notebook declares {sorted(declared)}")
         where = f"{profile.get('source', 'profile')}, {nb.stem}"
-        found = check_parameters({**notebook_defaults(nb), **params}, where)
+        found = check_parameters({**defaults, **params}, where)
         errors += found
         if not found and params.get("overrides"):  # folded into the dicts: what runs, what the dry run caps
-            params = _fold_overrides(params, notebook_defaults(nb))
+            params = _fold_overrides(params, defaults)
         out[nb.stem] = params
     if errors:
         raise SystemExit("parameter check failed before running anything:\n  " + "\n  ".join(errors))
@@ -157,23 +157,21 @@ def apply_overrides(profile: dict[str, Any], notebooks: list[Path], overrides: d
     that first name (the profile's dict, or the notebook's default where the profile gives none), keeping every
     other field. A first name that none of the notebooks declares is an error (a typo would otherwise change
     nothing); a wrong field inside a stage dict fails the parameter check, with the config's known fields."""
-    import papermill as pm
-
     if not overrides:
         return profile
     out = {**profile, "notebooks": {stem: dict(block) for stem, block in profile["notebooks"].items()}}
     used: set[str] = set()
     for nb in notebooks:
-        declared = set(pm.inspect_notebook(str(nb)))
+        defaults = notebook_defaults(nb)
         for name, value in overrides.items():
             head = name.split(".", 1)[0]
-            if head not in declared:
+            if head not in defaults:
                 continue
             block = out["notebooks"].setdefault(nb.stem, {})
             if "." in name:
-                current = {**notebook_defaults(nb), **profile["common"], **block}
                 try:
-                    block[head] = set_path(current, name, value, where=f"--set {name}")[head]
+                    block.update(_set_dotted({**profile["common"], **block}, defaults, {name: value},
+                                             where=f"--set {name}"))
                 except KeyError as exc:
                     raise SystemExit(str(exc.args[0])) from None
             else:
@@ -370,15 +368,20 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
     return status
 
 
+def _set_dotted(params: dict[str, Any], defaults: dict[str, Any], paths: dict[str, Any], where: str) -> dict[str, Any]:
+    """``{first name: dict}`` for the dict parameters that the dotted ``paths`` go into, each taken from ``params``
+    (else the notebook's ``defaults``) with ``paths`` set (:func:`wsss_lib.config.apply_overrides`); the one
+    shape of ``--set a.b=v`` and of a profile's ``overrides``."""
+    heads = {str(path).split(".", 1)[0] for path in paths}
+    updated = set_paths({**defaults, **params}, paths, where=where)
+    return {head: updated[head] for head in heads}
+
+
 def _fold_overrides(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     """``params`` with a profile's ``overrides`` (dotted paths) applied to the dicts they name (the profile's, or
     the notebook's default dict) and then emptied, so the manifest, the dry run's caps and its plan see the values
     that run."""
-    from wsss_lib.config import apply_overrides
-
-    heads = {str(path).split(".", 1)[0] for path in params["overrides"]}
-    current = {name: params.get(name, defaults.get(name)) for name in heads}
-    return {**params, **apply_overrides(current, params["overrides"], where="overrides"), "overrides": {}}
+    return {**params, **_set_dotted(params, defaults, params["overrides"], where="overrides"), "overrides": {}}
 
 
 def _forget_used_stages(work: Path, stems: set[str]) -> None:
