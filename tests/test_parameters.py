@@ -121,3 +121,15 @@ def test_a_stage_parameter_that_is_not_a_dict_is_named():
     assert check_parameters({"classifier": None, "acr": {"optim": {"lr": 0.01}}}, "nb") == []  # None: the defaults
     errors = check_parameters({"classifier": {"method_params": {"reconstruction": {}}}, "acr": {}}, "nb")
     assert errors == []  # ACR does not inherit the classifier's method_params (another method's)
+
+
+def test_a_bad_pseudo_mask_threshold_source_fails_the_parameter_check():
+    """Checked when the profile is read (the runner's pre-flight check), not when notebook 08 reaches it."""
+    from wsss_lib.stages.parameters import check_parameters
+    from wsss_lib.stages.refinement import PseudoMaskConfig
+
+    with pytest.raises(ValueError, match="threshold_from must be 'fixed' or 'sweep', got 'swep'"):
+        PseudoMaskConfig(threshold_from="swep")
+    errors = check_parameters({"pseudo": {"threshold_from": "swep"}}, "nb")
+    assert len(errors) == 1 and "swep" in errors[0]
+    assert check_parameters({"pseudo": {"threshold_from": "sweep"}}, "nb") == []

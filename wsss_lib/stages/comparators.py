@@ -207,8 +207,9 @@ def run_comparators(ctx: RunContext, classifier: ClassifierStageConfig, methods:
     runs = []
     for seed in seeds:
         if "ACR" in methods:
-            runs.append(run_priors(ctx, acr or classifier, "acr", tta=tta, seed=seed, notebook=notebook,
-                                   progress=progress))
+            # without an acr config: the priors recipe without its method's params, as build_parameter makes it
+            runs.append(run_priors(ctx, acr or replace(classifier, method_params={}), "acr", tta=tta, seed=seed,
+                                   notebook=notebook, progress=progress))
         if "AMN" in methods:
             runs.append(run_amn(ctx, classifier, amn, source=amn_source, labels=amn_labels, tta=tta, seed=seed,
                                 workers=workers, notebook=notebook, progress=progress))

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from wsss_lib.artifacts import StageDir
+from wsss_lib.config import merge
 from wsss_lib.evaluation.pathology import error_breakdown, region_scores
 from wsss_lib.evaluation.sweep import SweepResult
 from wsss_lib.inference.tta import TTAConfig
@@ -149,12 +150,12 @@ def run_priors(ctx: RunContext, classifier: ClassifierStageConfig, method: str, 
     ``variant``: the name of an explanatory variant (e.g. ``"P (alpha 0)"`` with ``method_params`` setting
     Puzzle's α to 0): recorded under that label instead of the method's (:func:`variant_label`).
 
-    ``classifier``: the notebook's recipe (its ``method_params`` are the base that ``method_params`` replaces);
+    ``classifier``: the notebook's recipe (its ``method_params`` are the base that ``method_params``, a variant's,
+    is merged over: :func:`wsss_lib.config.merge`);
     ``label_smoothing`` overrides the method config's field of that name; methods trained against the ordinary
     classifier train (or load) it from :func:`ordinary_config` unless ``trained_ordinary`` is given.
     """
-    params = {**dict(method_params if method_params is not None else classifier.method_params),
-              "label_smoothing": float(label_smoothing)}
+    params = {**merge(classifier.method_params, dict(method_params or {})), "label_smoothing": float(label_smoothing)}
     cfg = method_classifier(classifier, method, params, seed=seed)
     if cfg.needs_ordinary:
         trained_ordinary = trained_ordinary or train_classifier(ctx, ordinary_config(classifier, ordinary),

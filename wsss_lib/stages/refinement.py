@@ -198,6 +198,10 @@ class PseudoMaskConfig:
     threshold_from: Literal["fixed", "sweep"] = "fixed"
     """``"fixed"``: ``bg_threshold``; ``"sweep"``: the walked maps' oracle background threshold on the first
     evaluation split, applied to every split."""
+
+    def __post_init__(self) -> None:  # checked when the profile is read, not when notebook 08 runs
+        if self.threshold_from not in ("fixed", "sweep"):
+            raise ValueError(f"pseudo.threshold_from must be 'fixed' or 'sweep', got {self.threshold_from!r}")
     crf: str = "label_pseudo_mask"
 
 
@@ -256,8 +260,6 @@ def run_refinement(ctx: RunContext, affinity: AffinityStageConfig, priors: str, 
     evaluation split, their scores; recorded for later notebooks."""
     if saliency_source not in ("detector", "c2am"):
         raise ValueError(f"saliency_source must be 'detector' or 'c2am', got {saliency_source!r}")
-    if pseudo.threshold_from not in ("fixed", "sweep"):
-        raise ValueError(f"pseudo.threshold_from must be 'fixed' or 'sweep', got {pseudo.threshold_from!r}")
     data, train_split = affinity.dataset, affinity.train_split
     priors_run = find_priors_run(ctx, priors, priors_seed)
     train_cams = hint_cams_stage(ctx, priors_run, train_split, progress=progress)

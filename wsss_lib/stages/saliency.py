@@ -41,7 +41,7 @@ from wsss_lib.refinement.saliency import make_pseudo_saliency
 from wsss_lib.stages.classifier import infer_cams_stage, load_classifier_stage
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
-from wsss_lib.stages.priors import PriorsRun, load_priors_runs
+from wsss_lib.stages.priors import PriorsRun, find_priors_run
 from wsss_lib.stages.records import (
     read_records,
     relative,
@@ -303,11 +303,7 @@ def run_saliency(ctx: RunContext, c2am: C2AMStageConfig, detector: DetectorStage
                          f"train_split {detector.train_split!r}")
     hint_cams = None
     if hints:
-        found = [r for r in load_priors_runs(ctx, [hints]) if r.seed == hints_seed]
-        if not found:
-            raise FileNotFoundError(f"no priors run {hints!r} (seed {hints_seed}) is recorded under "
-                                    f"{ctx.work_dir / 'runs' / 'priors'}; run the notebook that trains it (02-05) first")
-        hint_cams = hint_cams_stage(ctx, found[0], train_split, progress=progress)
+        hint_cams = hint_cams_stage(ctx, find_priors_run(ctx, hints, hints_seed), train_split, progress=progress)
     label = saliency_label(hints)
     c2am_cfg = replace(c2am, hints_cams=hint_cams.key if hint_cams is not None else "", hints_label=hints)
     trained_c2am = train_c2am(ctx, c2am_cfg, hint_cams, progress=progress)
