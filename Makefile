@@ -85,9 +85,9 @@ BENCH_ARGS ?= --crop 224 --batch 8 --tta-image 320
 bench: $(STAMP)
 	$(PY) -m wsss_lib.bench $(BENCH_ARGS)
 
-# One prepared check on a GPU machine (about 8 min on one GPU; wsss_lib/gpu_check.py): paper-scale training throughput
+# One prepared check on a GPU machine (about 8 min on one GPU; wsss_lib/bench/gpu_check.py): paper-scale training throughput
 # in every precision and layout (the official recipe and this code's default measured in the same run), a paper-voc
 # dry run on the device, the random walk at 1024 px. Writes reports/bench/ (the summary: gpu-check-cuda.md).
 GPU_CHECK_ARGS ?=
 gpu-check: $(STAMP)
-	$(PY) -m wsss_lib.gpu_check $(GPU_CHECK_ARGS)
+	$(PY) -m wsss_lib.bench.gpu_check $(GPU_CHECK_ARGS)

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from wsss_lib.bench import main
+from wsss_lib.bench.throughput import main
 
 
 def test_bench_appends_rows(tmp_path):
@@ -16,7 +16,7 @@ def test_bench_appends_rows(tmp_path):
 
 
 def test_random_walk_bench_runs_each_walk_in_its_own_process(tmp_path):
-    from wsss_lib.bench_rw import main as rw_main
+    from wsss_lib.bench.random_walk import main as rw_main
 
     out = tmp_path / "rw.csv"
     assert rw_main(["--image", "48", "--impl", "sparse", "dense", "--exp-times", "3", "--out", str(out)]) == 0
@@ -27,7 +27,7 @@ def test_random_walk_bench_runs_each_walk_in_its_own_process(tmp_path):
 
 def test_gpu_check_wiring_on_cpu(tmp_path, monkeypatch):
     """make gpu-check's script at toy sizes (no compile row, no dry run): rows, the same-run ratio, the walk."""
-    import wsss_lib.gpu_check as gpu_check
+    import wsss_lib.bench.gpu_check as gpu_check
 
     rows = tuple(r for r in gpu_check.TRAIN_ROWS if not r[3] and r[0] == "cam")
     monkeypatch.setattr(gpu_check, "TRAIN_ROWS", rows)
@@ -50,7 +50,7 @@ def test_gpu_check_wiring_on_cpu(tmp_path, monkeypatch):
 def test_gpu_check_reports_how_far_a_dry_run_got(tmp_path):
     import json
 
-    from wsss_lib.gpu_check import _dry_run_outcome
+    from wsss_lib.bench.gpu_check import _dry_run_outcome
 
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"notebooks": {
@@ -66,7 +66,7 @@ def test_gpu_check_reports_how_far_a_dry_run_got(tmp_path):
 def test_ddp_bench_appends_one_row_per_device_count(tmp_path):
     import pandas as pd
 
-    from wsss_lib.bench_ddp import main
+    from wsss_lib.bench.ddp import main
 
     out = tmp_path / "ddp.csv"
     main(["--devices", "1", "2", "--crop", "32", "--batch", "2", "--accumulate", "2", "--steps", "2", "--device",

@@ -240,7 +240,7 @@ def test_multi_phase_methods_train_under_ddp(tmp_path):
 def _lite0_rank(out_dir: Path, devices: int) -> None:
     """Lite0 with trainable batch norm, 4 x 2 (sum) for 2 steps, one intra-op thread per process (the float
     summation order depends on the thread count: 1 and 2 threads differ by themselves)."""
-    from wsss_lib.bench_ddp import RandomImages
+    from wsss_lib.bench.ddp import RandomImages
     from wsss_lib.methods.registry import build_method, method_config
     from wsss_lib.models.backbone import BackboneConfig
 

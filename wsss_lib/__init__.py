@@ -3,8 +3,8 @@
 Layers (one concept per module), highest first; a module imports only from its own layer or the layers below it
 (the contract in ``pyproject.toml``, checked by ``lint-imports`` in ``make test``):
 
-1. entry points: ``reproduce`` (the papermill runner behind ``make reproduce``), ``benchmark_check``, ``bench``,
-   ``bench_rw``, ``verify``;
+1. entry points: ``reproduce`` (the papermill runner behind ``make reproduce``), ``benchmark_check``, ``bench``
+   (throughput, profile, DDP and random-walk benchmarks, the GPU check), ``verify``;
 2. ``reporting``: tables and figures written under ``reports/<profile>/``;
 3. ``stages``: cached, separately runnable steps, and ``RunContext`` (profile, work and report folders);
 4. ``inference`` (TTA CAMs, saliency, affinity and segmentation inference) | ``refinement`` (affinity labels,

@@ -17,7 +17,7 @@ parameter's profile and dry-run value):
 - runs: the dry run keeps the first seed only, so a stage trained with that seed in a notebook whose ``seeds`` were
   capped runs once per seed of the profile, except the ordinary classifier (a CAM classifier with RandAugment), trained
   once;
-- GPU hours: where ``reports/bench/cuda.csv`` (``make gpu-check``, :mod:`wsss_lib.bench`) holds a training figure for
+- GPU hours: where ``reports/bench/cuda.csv`` (``make gpu-check``, :mod:`wsss_lib.bench.throughput`) holds a training figure for
   the stage's method, backbone and crop, ``images processed / images per s``, from the fastest measured setting;
   otherwise blank. Only the training stages are planned; per-image stages (TTA, CRF, random walk) are not.
 

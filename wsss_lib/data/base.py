@@ -27,10 +27,12 @@ from tqdm.auto import tqdm
 from wsss_lib.formats.errors import DatasetError
 from wsss_lib.formats.masks import read_index_png
 from wsss_lib.io import atomic_write_json, reading
+from wsss_lib.timing import timed
 
 __all__ = ["SegmentationDataset", "read_image"]
 
 
+@timed("read")
 def read_image(path: Path) -> np.ndarray:
     """An RGB image as ``uint8`` ``H x W x 3``; errors name the file."""
     if not path.is_file():

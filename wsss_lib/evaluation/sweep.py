@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from wsss_lib.evaluation.confusion import ConfusionMatrix, SegmentationScores
 from wsss_lib.formats.cam_io import CamRecord, cam_path, load_cam
+from wsss_lib.timing import timed
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -83,6 +84,7 @@ def _nearest_resize(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return mask[rows[:, None], cols[None, :]]
 
 
+@timed("count")
 def sweep_counts(
     maps: np.ndarray,
     keys: np.ndarray,

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from wsss_lib.io import atomic_save_npz, reading
+from wsss_lib.timing import timed
 
 __all__ = ["CamRecord", "save_cam", "load_cam", "cam_path"]
 
@@ -44,6 +45,7 @@ def cam_path(cam_dir: str | os.PathLike, image_id: str) -> Path:
     return Path(cam_dir) / f"{image_id}.npz"
 
 
+@timed("write")
 def save_cam(path: str | os.PathLike, keys: np.ndarray, cam: np.ndarray, hr_cam: np.ndarray) -> None:
     keys = np.asarray(keys, dtype=np.int64).reshape(-1)
     if cam.shape[0] != keys.size or hr_cam.shape[0] != keys.size:
@@ -53,6 +55,7 @@ def save_cam(path: str | os.PathLike, keys: np.ndarray, cam: np.ndarray, hr_cam:
     atomic_save_npz(path, keys=keys, cam=cam.astype(np.float32), hr_cam=hr_cam.astype(np.float32))
 
 
+@timed("read")
 def load_cam(path: str | os.PathLike) -> CamRecord:
     path = Path(path)
     if not path.is_file():

@@ -26,6 +26,7 @@ from wsss_lib.inference.tta import scaled_outputs
 from wsss_lib.io import for_each_missing
 from wsss_lib.models.affinity import AffinityNetwork, grid_shape
 from wsss_lib.ops.random_walk import feature_affinity, propagate_to_edge, random_walk
+from wsss_lib.timing import timed
 
 __all__ = ["RandomWalkConfig", "affinity_output", "walk_record", "infer_random_walk"]
 
@@ -50,6 +51,7 @@ class RandomWalkConfig:
 
 
 @torch.no_grad()
+@timed("forward")
 def affinity_output(network: AffinityNetwork, image: np.ndarray, mean: Sequence[float], std: Sequence[float],
                     flip: bool = True, device: torch.device | str = "cpu",
                     autocast_dtype: torch.dtype | None = None, channels_last: bool = False) -> torch.Tensor:

@@ -36,6 +36,7 @@ from wsss_lib.formats.masks import mask_path, to_palette_image
 from wsss_lib.inference.tta import scaled_outputs
 from wsss_lib.io import atomic_path, atomic_save_image
 from wsss_lib.ops.crf import crf_softmax
+from wsss_lib.timing import timed
 
 __all__ = ["SegInferenceConfig", "segmentation_probabilities", "write_prediction", "infer_segmentation",
            "raw_dir", "VOC_TEST_FOLDER", "export_voc_test"]
@@ -54,6 +55,7 @@ class SegInferenceConfig:
 
 
 @torch.no_grad()
+@timed("forward")
 def segmentation_probabilities(model: torch.nn.Module, image: np.ndarray, mean: Sequence[float], std: Sequence[float],
                                scales: Sequence[float] = (1.0,), flip: bool = True, device: torch.device | str = "cpu",
                                autocast_dtype: torch.dtype | None = None, channels_last: bool = False) -> np.ndarray:

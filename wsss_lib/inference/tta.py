@@ -26,6 +26,7 @@ from PIL import Image
 
 from wsss_lib.formats.cam_io import cam_path, save_cam
 from wsss_lib.io import for_each_missing
+from wsss_lib.timing import section
 
 __all__ = ["TTAConfig", "scaled_outputs", "tta_cams", "strided_maps", "infer_cams"]
 
@@ -56,7 +57,7 @@ def scaled_outputs(model: torch.nn.Module, image: np.ndarray, mean: Sequence[flo
             x = torch.cat([x, x.flip(-1)])
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        with section("forward"), torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             output = model(x)
         yield output
 

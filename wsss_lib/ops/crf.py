@@ -37,6 +37,8 @@ from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
+from wsss_lib.timing import timed
+
 __all__ = [
     "CrfParams",
     "CRF_PRESETS",
@@ -135,6 +137,7 @@ def _check_image(image: Any) -> np.ndarray:
     return np.require(image, requirements=["C_CONTIGUOUS", "WRITEABLE"])
 
 
+@timed("crf")
 def dense_crf(image: np.ndarray, unary: np.ndarray, params: CrfParams) -> np.ndarray:
     """Mean-field marginals ``Q`` (float32, ``(n, H, W)``) for a precomputed ``(n, H*W)`` unary energy."""
     dcrf, _ = _dcrf()

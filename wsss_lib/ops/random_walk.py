@@ -28,6 +28,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from wsss_lib.timing import timed
+
 __all__ = ["disc_offsets", "segment_offsets", "edge_affinity", "feature_affinity", "affinity_weights",
            "transition_matrix", "random_walk", "propagate_to_edge", "dense_transition", "dense_random_walk",
            "transition_bytes"]
@@ -139,6 +141,7 @@ def transition_matrix(weights: torch.Tensor, radius: int) -> torch.Tensor:
         return matrix.coalesce().to_sparse_csr()
 
 
+@timed("walk")
 def random_walk(cams: torch.Tensor, weights: torch.Tensor, radius: int = 5, exp_times: int = 8) -> torch.Tensor:
     """``(C, H, W)`` maps ``cams T^(2^exp_times)`` for the ``(K, H, W)`` walk weights ``W = a^beta``."""
     if cams.ndim != 3 or cams.shape[1:] != weights.shape[1:]:
@@ -173,6 +176,7 @@ def dense_transition(weights: torch.Tensor, radius: int) -> torch.Tensor:
     return dense / dense.sum(dim=0, keepdim=True)
 
 
+@timed("walk")
 def dense_random_walk(cams: torch.Tensor, weights: torch.Tensor, radius: int = 5, exp_times: int = 8) -> torch.Tensor:
     """The official formulation: ``T`` squared ``exp_times`` times, then ``v T`` (``O((HW)^2)`` memory)."""
     transition = dense_transition(weights, radius)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from wsss_lib import timing
 from wsss_lib.artifacts import StageDir
 from wsss_lib.config import from_dict, to_dict
 from wsss_lib.data import DatasetConfig, open_dataset
@@ -206,14 +207,15 @@ def sweep_stage_dir(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig,
     sd = ctx.store.stage("sweeps", {"cams": cams.key, "split": split, "dataset_key": dataset.cache_key(),
                                     "thresholds": thresholds, "crf": crf}, name=cams.path.name)
     if not sd.done:
-        crf_fn = label_crf_fn(crf) if crf else None
-        result = threshold_sweep(cams.file("npz"), dataset, thresholds, num_classes=dataset.num_classes,
-                                 class_names=dataset.class_names, crf=crf_fn, progress=progress)
-        atomic_save_npz(sd.file("counts.npz"), counts=np.stack([cm.counts for cm in result.confusion]),
-                        thresholds=result.thresholds, class_names=np.array(result.class_names),
-                        num_images=np.array(result.num_images))
-        sd.write_frame("table.csv", result.table)
-        sd.mark_done(images=result.num_images)
+        with timing.scope("sweeps"):
+            crf_fn = label_crf_fn(crf) if crf else None
+            result = threshold_sweep(cams.file("npz"), dataset, thresholds, num_classes=dataset.num_classes,
+                                     class_names=dataset.class_names, crf=crf_fn, progress=progress)
+            atomic_save_npz(sd.file("counts.npz"), counts=np.stack([cm.counts for cm in result.confusion]),
+                            thresholds=result.thresholds, class_names=np.array(result.class_names),
+                            num_images=np.array(result.num_images))
+            sd.write_frame("table.csv", result.table)
+            sd.mark_done(images=result.num_images)
     return sd
 
 
@@ -231,9 +233,10 @@ def regions_stage_dir(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfi
     sd = ctx.store.stage("regions", {"cams": cams.key, "sweep": sweep_dir.key, "threshold": threshold},
                          name=cams.path.name)
     if not sd.done:
-        counts = cam_region_counts(cams.file("npz"), dataset, threshold, progress=progress)
-        atomic_save_npz(sd.file("region_counts.npz"), counts=counts, threshold=np.array(threshold))
-        sd.mark_done(images=len(dataset))
+        with timing.scope("regions"):
+            counts = cam_region_counts(cams.file("npz"), dataset, threshold, progress=progress)
+            atomic_save_npz(sd.file("region_counts.npz"), counts=counts, threshold=np.array(threshold))
+            sd.mark_done(images=len(dataset))
     return sd
 
 

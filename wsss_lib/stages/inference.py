@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from wsss_lib import timing
 from wsss_lib.artifacts import StageDir
 from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.methods.base import Method
@@ -23,9 +24,10 @@ def inference_stage(ctx: RunContext, stage: str, key: Any, name: str, method: Me
     sd = ctx.store.stage(stage, key, name=name)
     if sd.done:
         return sd
-    setup = inference_setup(train)
-    mean, std = method.normalization
-    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-    counts = infer(setup.prepare(method.cam_model()), dataset, sd, mean, std, progress=progress, **setup.kwargs())
-    sd.finish_images(len(dataset), counts)
+    with timing.scope(stage):
+        setup = inference_setup(train)
+        mean, std = method.normalization
+        dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+        counts = infer(setup.prepare(method.cam_model()), dataset, sd, mean, std, progress=progress, **setup.kwargs())
+        sd.finish_images(len(dataset), counts)
     return sd

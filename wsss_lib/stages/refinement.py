@@ -20,6 +20,7 @@ from typing import Any, Literal, Sequence
 
 import pandas as pd
 
+from wsss_lib import timing
 from wsss_lib.artifacts import StageDir
 from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.data.saliency import AffinityLabelsDataset
@@ -114,10 +115,11 @@ def affinity_labels_stage(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetC
                          name=f"{cfg.mode}-{cams.path.name.rsplit('-', 1)[0]}")
     if sd.done:
         return sd
-    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-    counts = make_affinity_labels(dataset, cams.file("npz"), sd.file("png"), cfg,
-                                  saliency.file("png") if saliency else None, progress=progress, workers=workers)
-    sd.finish_images(len(dataset), counts)
+    with timing.scope("affinity_labels"):
+        dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+        counts = make_affinity_labels(dataset, cams.file("npz"), sd.file("png"), cfg,
+                                      saliency.file("png") if saliency else None, progress=progress, workers=workers)
+        sd.finish_images(len(dataset), counts)
     return sd
 
 
@@ -153,10 +155,11 @@ def pseudo_mask_stage(ctx: RunContext, walked: StageDir, dataset_cfg: DatasetCon
                                           "crf": crf}, name=walked.path.name.rsplit("-", 1)[0])
     if sd.done:
         return sd
-    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-    counts = make_pseudo_masks(dataset, walked.file("npz"), sd.path, bg_threshold, crf, progress=progress,
-                               workers=workers)
-    sd.finish_images(len(dataset), counts)
+    with timing.scope("pseudo_masks"):
+        dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+        counts = make_pseudo_masks(dataset, walked.file("npz"), sd.path, bg_threshold, crf, progress=progress,
+                                   workers=workers)
+        sd.finish_images(len(dataset), counts)
     return sd
 
 

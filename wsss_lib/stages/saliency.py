@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from wsss_lib import timing
 from wsss_lib.artifacts import StageDir
 from wsss_lib.config import from_dict
 from wsss_lib.data import DatasetConfig, open_dataset
@@ -229,10 +230,11 @@ def pseudo_saliency_stage(ctx: RunContext, saliency: StageDir, dataset_cfg: Data
                                              "crf": crf}, name=saliency.path.name.rsplit("-", 1)[0])
     if sd.done:
         return sd
-    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-    counts = make_pseudo_saliency(dataset, saliency.file("png"), sd.file("png"), threshold, crf, progress=progress,
-                                  workers=workers)
-    sd.finish_images(len(dataset), counts)
+    with timing.scope("pseudo_saliency"):
+        dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+        counts = make_pseudo_saliency(dataset, saliency.file("png"), sd.file("png"), threshold, crf,
+                                      progress=progress, workers=workers)
+        sd.finish_images(len(dataset), counts)
     return sd
 
 

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from wsss_lib import timing
 from wsss_lib.artifacts import StageDir
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.io import atomic_save_npz
@@ -19,7 +20,8 @@ def cached_confusion(ctx: RunContext, stage: str, key: dict[str, Any], dataset,
     """``compute()`` once per ``key`` (plus the dataset's cache key) in stage ``stage``; its counts are stored in
     ``counts.npz`` and later calls load them."""
     def run(sd: StageDir) -> ConfusionMatrix:
-        confusion = compute()
+        with timing.scope(stage):
+            confusion = compute()
         atomic_save_npz(sd.file("counts.npz"), counts=np.asarray(confusion.counts))
         return confusion
 

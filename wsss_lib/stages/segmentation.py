@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from wsss_lib import timing
 from wsss_lib.artifacts import StageDir
 from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.data.saliency import PseudoMaskDataset
@@ -144,8 +145,9 @@ def export_test_stage(ctx: RunContext, predictions: StageDir, dataset_cfg: Datas
     sd = ctx.store.stage("voc_export", {"predictions": predictions.key, "split": split},
                          name=predictions.path.name.rsplit("-", 1)[0])
     if not sd.done:
-        dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-        archive = export_voc_test(dataset, predictions.path, sd.path)
+        with timing.scope("voc_export"):
+            dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+            archive = export_voc_test(dataset, predictions.path, sd.path)
         sd.mark_done(images=len(dataset), archive=archive.name)
     return sd
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from wsss_lib import timing
 from wsss_lib.artifacts import StageDir
 from wsss_lib.methods.base import Method
 from wsss_lib.stages.context import RunContext
@@ -92,7 +93,8 @@ def train_stage(ctx: RunContext, stage: str, key: Any, name: str, build: Callabl
             if not sd.done:
                 raise RuntimeError(f"{sd.path}: torchrun finished without DONE.json; rerun the stage")
         else:
-            run()
+            with timing.scope(stage):
+                run()
     return load_trained(sd, build)
 
 

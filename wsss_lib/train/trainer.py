@@ -46,6 +46,7 @@ from wsss_lib.config import to_dict
 from wsss_lib.evaluation.quick import QuickEvalConfig, quick_cam_miou
 from wsss_lib.io import atomic_path, reading
 from wsss_lib.methods.base import Method, StepInfo
+from wsss_lib.timing import section
 from wsss_lib.train.distributed import StepBatches, World, all_sum, barrier, rank_split, world
 from wsss_lib.train.optim import OptimConfig, build_optimizer
 
@@ -137,6 +138,20 @@ def inference_setup(cfg: TrainConfig) -> InferenceSetup:
     device = resolve_device(cfg.device)
     amp = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.amp] if device.type == "cuda" else None
     return InferenceSetup(device, amp, cfg.channels_last)
+
+
+def _timed_batches(batches, device: torch.device, channels_last: bool):
+    """``batches`` moved to ``device`` (the image in ``channels_last`` layout when asked), the wait for each one and
+    its transfer charged to the ``data`` section (:mod:`wsss_lib.timing`)."""
+    while True:
+        with section("data"):
+            batch = next(batches, None)
+            if batch is None:
+                return
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            if channels_last:
+                batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        yield batch
 
 
 def _collate(samples: list[dict]) -> dict:
@@ -294,6 +309,10 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
     def step_phase(phase: str, info: StepInfo) -> None:
         if not method.should_step(phase, info):
             return
+        with section("optimizer"):
+            _step(phase, info)
+
+    def _step(phase: str, info: StepInfo) -> None:
         if not scalers[phase].is_enabled():  # an fp16 scaler skips non-finite steps by design
             grads = [(param_names.get(id(p), "?"), p.grad) for g in optimizers[phase].param_groups for p in g["params"]
                      if p.grad is not None]
@@ -318,13 +337,10 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
         # one iterator per epoch, made here: tqdm.auto's asyncio class calls iter() on an iterable it is given,
         # which for a DataLoader starts (and drops) a second set of workers and draws from loader_generator
         batches = iter(loader)
-        bar = tqdm(batches, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}", disable=not (progress and where.main),
+        bar = tqdm(_timed_batches(batches, device, cfg.channels_last), total=len(loader), desc=f"epoch {epoch + 1}/{epochs}", disable=not (progress and where.main),
                    leave=False)
         try:
             for batch in bar:
-                batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-                if cfg.channels_last:
-                    batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
                 step = epoch * steps_per_epoch + micro // split.accumulate
                 info = StepInfo(step=step, total_steps=total_steps, epoch=epoch)
                 cache: dict = {}
@@ -335,7 +351,8 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
                     for phase in method.phases:
                         if not method.runs(phase, info):
                             continue
-                        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        with section("forward"), torch.autocast(device.type, dtype=amp_dtype,
+                                                                enabled=amp_dtype is not None):
                             terms = model(phase, batch, info, cache)
                         if not terms:
                             if where.active:
@@ -343,16 +360,18 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
                                                    f"step {step}: under DDP a phase that computes nothing must say so "
                                                    "in Method.runs, before its forward pass")
                             continue
-                        check_terms(phase, terms, info)
-                        for name, value in terms.items():
-                            sums[f"{phase}/{name}"] = sums.get(f"{phase}/{name}", 0.0) + float(value.detach())
+                        with section("checks"):
+                            check_terms(phase, terms, info)
+                            for name, value in terms.items():
+                                sums[f"{phase}/{name}"] = sums.get(f"{phase}/{name}", 0.0) + float(value.detach())
                         total = sum(terms.values())
                         shown = total.detach()  # the progress bar shows the terms' sum, before the scaling below
                         if optim.accumulate_mode == "mean":
                             total = total / split.divide_by
                         elif split.multiply_by != 1.0:
                             total = total * split.multiply_by
-                        scalers[phase].scale(total).backward()
+                        with section("backward"):
+                            scalers[phase].scale(total).backward()
                         if method.step_after_each_phase and window_ends(micro):
                             step_phase(phase, info)
                 micro += 1
@@ -375,8 +394,9 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
         row = {"epoch": epoch + 1, **{k: v / max(micro, 1) for k, v in sums.items()},
                "lr": optimizers[method.phases[0]].param_groups[0]["lr"]}
         # finite by construction: nothing non-finite is evaluated, checkpointed or called good
-        bad = _nonfinite(list(method.state_dict().items())
-                         + [t for p, o in optimizers.items() for t in _optimizer_tensors(p, o, param_names)])
+        with section("checks"):
+            bad = _nonfinite(list(method.state_dict().items())
+                             + [t for p, o in optimizers.items() for t in _optimizer_tensors(p, o, param_names)])
         if bad:
             raise FloatingPointError(
                 f"{out_dir.name}: {len(bad)} tensor(s) hold NaN or infinite values at the end of epoch {epoch + 1} "
@@ -386,17 +406,18 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
             if eval_set is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
                 mean, std = method.normalization
                 try:
-                    quick = quick_cam_miou(method.cam_model(), eval_set, mean, std, cfg.eval, device=device,
-                                           autocast_dtype=amp_dtype)
+                    with section("eval"):
+                        quick = quick_cam_miou(method.cam_model(), eval_set, mean, std, cfg.eval, device=device,
+                                               autocast_dtype=amp_dtype)
                 except FloatingPointError as exc:
                     raise FloatingPointError(f"{out_dir.name}: quick evaluation after epoch {epoch + 1}: {exc}") from exc
                 row.update({"quick_miou": quick["miou"], "quick_threshold": quick["threshold"]})
         row["seconds"] = time.perf_counter() - epoch_started  # the epoch's wall time, its evaluation included
         history.append(row)
         if where.main:
-            with atomic_path(out_dir / "history.csv") as tmp:
+            with section("checkpoint"), atomic_path(out_dir / "history.csv") as tmp:
                 pd.DataFrame(history).to_csv(tmp, index=False)
-            with atomic_path(checkpoint) as tmp:
+            with section("checkpoint"), atomic_path(checkpoint) as tmp:
                 torch.save({"epoch": epoch + 1, "method": method.state_dict(),
                             "optimizers": {p: o.state_dict() for p, o in optimizers.items()},
                             "scalers": {p: s.state_dict() for p, s in scalers.items()},

@@ -1,9 +1,9 @@
-"""One prepared GPU check: ``make gpu-check`` (``python -m wsss_lib.gpu_check``), meant to finish within about
+"""One prepared GPU check: ``make gpu-check`` (``python -m wsss_lib.bench.gpu_check``), meant to finish within about
 8 minutes on one GPU and to write everything under ``reports/bench/``. Built for a time-limited lease: every row is
 saved as soon as it is measured, ``--budget`` skips the training rows left once it is spent (and says so), the dry
 run runs under ``--dry-run-timeout``, and the summary is written whatever happened.
 
-1. **Training throughput at paper scale** (ResNeSt-269, crop 512, batch 16; :mod:`wsss_lib.bench`): images/s and
+1. **Training throughput at paper scale** (ResNeSt-269, crop 512, batch 16; :mod:`wsss_lib.bench.throughput`): images/s and
    peak memory of a CAM step in fp32, fp16 and bf16, each in NCHW and channels_last, and fp16 + channels_last with
    ``torch.compile``; of a P-NOC step (its two networks and three phases) in the official recipe and this code's
    default. The **official recipe** (the official code: fp16 autocast, NCHW, no compile) and **this code's
@@ -11,7 +11,7 @@ run runs under ``--dry-run-timeout``, and the summary is written whatever happen
    speed-up is one ratio (goal: >= 1.3x images/s at no more peak memory).
 2. **A paper-voc dry run on this device** (``--dry-run``, the profile's own architectures; its manifest records the
    device): catches device, AMP, pinned-memory and worker errors that no CPU run can.
-3. **The random walk at 1024 px** (:mod:`wsss_lib.bench_rw`, the sparse walk).
+3. **The random walk at 1024 px** (:mod:`wsss_lib.bench.random_walk`, the sparse walk).
 4. **The study's scale** (tf_efficientnet_lite0, crop 160, batch 16): CAM and P-NOC steps in this code's default, to
    turn the study's CPU hours into GPU minutes.
 
@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from wsss_lib.bench import BenchConfig, benchmark
+from wsss_lib.bench.throughput import BenchConfig, benchmark
 from wsss_lib.io import append_csv_rows, atomic_write_text
 from wsss_lib.paths import repo_root
 
@@ -111,7 +111,7 @@ def _dry_run_outcome(returncode: int | None, seconds: float, timeout: float, man
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wsss_lib.gpu_check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m wsss_lib.bench.gpu_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="toy sizes: the wiring check of this script on a CPU")
     parser.add_argument("--no-dry-run", action="store_true", help="skip step 2 (the paper-voc dry run)")
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rw_out = out / f"rw-{device}.csv"
     image = "128" if args.quick else "1024"
-    walk = subprocess.run([sys.executable, "-m", "wsss_lib.bench_rw", "--device", args.device, "--image", image,
+    walk = subprocess.run([sys.executable, "-m", "wsss_lib.bench.random_walk", "--device", args.device, "--image", image,
                            "--impl", "sparse", "--out", str(rw_out)], cwd=repo_root(), capture_output=True, text=True)
     rw = (f"sparse walk at {image} px: exit status {walk.returncode}; "
           + (walk.stdout.strip().splitlines() or walk.stderr.strip().splitlines() or ["no output"])[-1]

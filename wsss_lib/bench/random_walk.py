@@ -1,4 +1,4 @@
-"""Random-walk benchmark: ``python -m wsss_lib.bench_rw [--device cuda] [--image 256 512 1024] [--impl sparse dense]``.
+"""Random-walk benchmark: ``python -m wsss_lib.bench.random_walk [--device cuda] [--image 256 512 1024] [--impl sparse dense]``.
 
 Times one image's random walk (affinity weights from a boundary map, transition matrix, 2^exp_times steps; 3
 class maps) for the sparse walk of ``wsss_lib.ops.random_walk`` and the official dense formulation (the
@@ -87,7 +87,7 @@ def measure(impl: str, grid: int, device: torch.device, radius: int = 5, beta: f
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wsss_lib.bench_rw", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m wsss_lib.bench.random_walk", description=__doc__.split("\n\n")[0])
     parser.add_argument("--image", type=int, nargs="+", default=[256, 512, 1024], help="square image sides (px)")
     parser.add_argument("--impl", nargs="+", default=["sparse", "dense"], choices=["sparse", "dense"])
     parser.add_argument("--device", default="cpu")
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for side in args.image:
         for impl in args.impl:
-            command = [sys.executable, "-m", "wsss_lib.bench_rw", "--single", "--impl", impl, "--image", str(side),
+            command = [sys.executable, "-m", "wsss_lib.bench.random_walk", "--single", "--impl", impl, "--image", str(side),
                        "--device", args.device, "--exp-times", str(args.exp_times), "--dense-budget", str(args.dense_budget)]
             done = subprocess.run(command, capture_output=True, text=True, env={**os.environ})
             if done.returncode != 0:

@@ -1,4 +1,4 @@
-"""Data-parallel scaling benchmark: ``python -m wsss_lib.bench_ddp --devices 1 2 [--device cuda] ...``.
+"""Data-parallel scaling benchmark: ``python -m wsss_lib.bench.ddp --devices 1 2 [--device cuda] ...``.
 
 Trains a method with the shared trainer (:func:`~wsss_lib.train.trainer.fit`, data loading included) on random
 in-memory images for a fixed number of optimizer steps, once per ``--devices`` value: 1 in this process, ``N``
