@@ -1,6 +1,7 @@
 """The benchmark command writes one row per configuration with throughput and memory."""
 
 import pandas as pd
+import pytest
 
 from wsss_lib.bench.throughput import main
 
@@ -37,7 +38,11 @@ def test_gpu_check_wiring_on_cpu(tmp_path, monkeypatch):
     assert "| cam fp16 NCHW |" in text and "| cam fp16 channels_last |" in text
     assert "- cam: " in text and "x images/s" in text and "Dry run: skipped" in text
     assert "sparse walk at 128 px: exit status 0" in text and "The study's scale" in text
-    assert len(pd.read_csv(tmp_path / "cpu.csv")) == len(rows) + 1 and (tmp_path / "rw-cpu.csv").is_file()
+    written = pd.read_csv(tmp_path / "cpu.csv")
+    assert written["part"].isna().sum() == len(rows) + 1 and (tmp_path / "rw-cpu.csv").is_file()  # training rows
+    # the per-image rows: every part, each CRF preset
+    assert written["part"].dropna().tolist() == ["tta", "seg", "affinity", "walk", "crf", "crf", "crf", "io"]
+    assert "Per-image stages: per-image rows at 64x48: appended to cpu.csv" in text
     assert gpu_check.OFFICIAL in rows and gpu_check.DEFAULT in rows
 
     # a spent budget skips the rows left, names them, and fails the check; the summary is still written
@@ -75,3 +80,35 @@ def test_ddp_bench_appends_one_row_per_device_count(tmp_path):
     assert rows["devices"].tolist() == [1, 2] and rows["images"].tolist() == [8, 8]
     assert rows["speedup_vs_first"].iloc[0] == 1.0 and (rows["images_per_s"] > 0).all()
     assert (rows["overhead_s"] >= 0).all()
+
+
+def test_per_image_bench_writes_one_row_per_part_and_crf_preset(tmp_path):
+    """make bench's per-image parts at a toy size: each part in its own process, its cost and peak memory."""
+    from wsss_lib.bench.per_image import main as per_image_main
+
+    out = tmp_path / "cpu.csv"
+    assert per_image_main(["--device", "cpu", "--backbone", "tf_efficientnet_lite0", "--image", "48", "32",
+                           "--scales", "0.5", "1.0", "--repeat", "1", "--crf", "label", "deeplab_v2",
+                           "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert frame["part"].tolist() == ["tta", "seg", "affinity", "walk", "crf", "crf", "io"]
+    assert frame["crf"].fillna("").tolist() == ["", "", "", "", "label", "deeplab_v2", ""]
+    assert (frame["seconds_per_image"] > 0).all() and (frame["peak_memory_mb"] > 0).all()
+    assert set(frame["image"]) == {"48x32"} and frame.loc[0, "scales"] == "0.5,1"
+
+
+def test_profile_splits_a_run_into_sections(tmp_path):
+    """python -m wsss_lib.bench.profile on the smoke profile: sections that add up to the run's wall time, per
+    variant, and the Markdown table with the ratio."""
+    from wsss_lib.bench.profile import main as profile_main
+
+    assert profile_main(["--profile", "smoke", "--targets", "cam", "--variant", "a", "b:runtime.num_workers=0",
+                         "--work", str(tmp_path / "w"), "--out", str(tmp_path / "out")]) == 0
+    frame = pd.read_csv(tmp_path / "out" / "profile-smoke.csv")
+    for variant, rows in frame.groupby("variant"):
+        total = rows.loc[rows["section"] == "total", "seconds"].item()
+        assert rows.loc[rows["section"] != "total", "seconds"].sum() == pytest.approx(total, rel=1e-6)
+        assert {"classifier/forward", "classifier/backward", "classifier/optimizer", "cams/forward",
+                "sweeps/count"} <= set(rows["section"])
+    text = (tmp_path / "out" / "profile-smoke.md").read_text()
+    assert "| `a` | 1 |" in text and "| `b` | 1 |" in text and "speed-up vs `a`" in text

@@ -81,3 +81,90 @@ def test_only_the_stages_this_dry_run_used_are_planned(tmp_path):
     used.write_text(json.dumps({"notebook": "01_cam_baseline", "key": "zzz"}) + "\n")
     with pytest.raises(ValueError, match=r"no record of the stage\(s\) \['zzz'\]"):
         build_plan(records, _manifest(), "voc", tmp_path / "none.csv", used)
+
+
+# ------------------------------------------------------------------------------------------- per-image stages
+def _image_record(**kw):
+    base = {"notebook": "01_cam_baseline", "kind": "images", "stage": "cams", "name": "cam-resnest269e-seed0-train-c1",
+            "key": "c1", "split": "train", "images": 4, "backbone": "resnest269e", "scales": [0.5, 2.0], "flip": True}
+    return {**base, **kw}
+
+
+def _image_manifest():
+    manifest = _manifest()
+    manifest["dry_run_caps"]["01_cam_baseline"]["tta.scales"] = [[0.5, 1.0, 1.5, 2.0], [0.5, 2.0]]
+    manifest["dry_run_caps"]["09_segmentation"] = {"inference.scales": [[0.5, 1.0, 1.5, 2.0], [0.5, 2.0]]}
+    return manifest
+
+
+def _bench(tmp_path):
+    cpu, cuda = tmp_path / "cpu.csv", tmp_path / "cuda.csv"
+    common = {"image": "500x375", "backbone": "", "scales": "", "flip": "", "crf": "", "radius": "", "exp_times": ""}
+    pd.DataFrame([{**common, "part": "tta", "backbone": "resnest269e", "scales": "0.5,1,1.5,2", "flip": True,
+                   "seconds_per_image": 10.0, "peak_memory_mb": 6000.0},
+                  {**common, "part": "tta", "backbone": "resnest269e", "scales": "0.5,2", "flip": True,  # the dry run's
+                   "seconds_per_image": 4.0, "peak_memory_mb": 5000.0},
+                  {**common, "part": "io", "seconds_per_image": 0.1, "peak_memory_mb": 300.0},
+                  {**common, "part": "crf", "crf": "label", "seconds_per_image": 0.5, "peak_memory_mb": 400.0},
+                  {**common, "part": "crf", "crf": "label", "image": "640x480", "seconds_per_image": 9.0,
+                   "peak_memory_mb": 400.0},  # another image size: not VOC's
+                  {**common, "part": "seg", "backbone": "resnest269e", "scales": "0.5,1,1.5,2", "flip": True,
+                   "head": "v3+", "seconds_per_image": 12.0, "peak_memory_mb": 7000.0}]).to_csv(cpu, index=False)
+    pd.DataFrame([{**common, "part": "tta", "backbone": "resnest269e", "scales": "0.5,1,1.5,2", "flip": True,
+                   "seconds_per_image": 0.2, "peak_memory_mb": 3000.0}]).to_csv(cuda, index=False)
+    return cpu, cuda
+
+
+def test_per_image_stages_are_planned_at_real_split_sizes_with_costs_from_the_bench(tmp_path):
+    from wsss_lib.plan import build_image_plan, hours_table
+
+    records = _write(tmp_path, [
+        _record(),
+        _image_record(),
+        _image_record(stage="sweeps", name="cam-resnest269e-seed0-train-c1-s1", key="s1", thresholds=16, crf="",
+                      backbone=None, scales=None, flip=None),
+        _image_record(notebook="08_affinity_random_walk", stage="affinity_labels", name="conventional-x-a1",
+                      key="a1", split="train_aug", crf="label", crfs=2, backbone=None, scales=None, flip=None),
+        _image_record(notebook="09_segmentation", stage="seg_predictions", name="seg-val-p1", key="p1", split="val",
+                      head="v3+", crf="deeplab_v2", crfs=1),
+    ])
+    cpu, cuda = _bench(tmp_path)
+    images = build_image_plan(records, _image_manifest(), "voc", cpu, cuda, profile="paper-voc")
+    assert (images["check"] == "ok").all() and images["stage"].tolist() == ["cams", "sweeps", "affinity_labels",
+                                                                             "seg_predictions"]
+    cams, sweeps, labels, seg = images.to_dict("records")
+    # the real split (VOC train: 1,464 images), 3 seeds, the profile's 4 scales (not the dry run's 2)
+    assert (cams["images"], cams["runs"], cams["image"]) == (1464, 3, "500x375")
+    assert cams["gpu_hours"] == pytest.approx(1464 * 3 * 0.2 / 3600)
+    assert cams["cpu_hours_without_gpu"] == pytest.approx(1464 * 3 * 10.0 / 3600)
+    assert cams["cpu_hours"] == pytest.approx(1464 * 3 * 0.1 / 3600)  # writing the CAM files
+    assert (cams["peak_mb_cpu"], cams["peak_mb_gpu"]) == (6000.0, 3000.0) and cams["cost"] == "measured"
+    assert cams["shard"] == ""  # 0.24 GPU hours
+    assert sweeps["gpu_hours"] == 0 and sweeps["cpu_hours"] == pytest.approx(1464 * 3 * 0.1 / 3600)
+    # train_aug: 10,582 images, two label CRFs and one file each; no seeds in notebook 08
+    assert (labels["images"], labels["runs"]) == (10582, 1)
+    assert labels["cpu_hours"] == pytest.approx(10582 * (0.1 + 2 * 0.5) / 3600) and labels["parts"] == "io + 2 crf"
+    assert labels["shard"] == ("--shard auto, SLURM array of 4: python -m wsss_lib.reproduce --profile paper-voc "
+                               "--only 08_affinity_random_walk --shard auto")  # 3.2 CPU hours
+    # no DeepLab figure on the GPU and no deeplab_v2 CRF figure: named, hours blank
+    assert seg["images"] == 1449 and pd.isna(seg["gpu_hours"]) and pd.isna(seg["cpu_hours"])
+    assert "no GPU figure: seg resnest269e v3+ 0.5,1,1.5,2 True" in seg["cost"] and "crf deeplab_v2" in seg["cost"]
+    assert seg["cpu_hours_without_gpu"] == pytest.approx(1449 * 12.0 / 3600)
+    assert "SLURM array of 5" in seg["shard"]  # no GPU figure: sharded by its 4.8 hours on this CPU
+    hours = hours_table(build_plan(records, _manifest(), "voc", cuda), images).set_index("notebook")
+    assert hours.loc["01_cam_baseline", "per-image GPU h"] == pytest.approx(1464 * 3 * 0.2 / 3600)
+    assert hours.loc["total", "per-image CPU h"] == pytest.approx(
+        cams["cpu_hours"] + sweeps["cpu_hours"] + labels["cpu_hours"])
+    assert hours.loc["09_segmentation", "unmeasured rows"] == 1
+
+
+def test_per_image_scales_that_do_not_map_back_to_the_dry_run_fail_the_check(tmp_path):
+    from wsss_lib.plan import build_image_plan
+
+    records = _write(tmp_path, [_image_record(scales=[0.5, 1.0])])
+    cpu, cuda = _bench(tmp_path)
+    images = build_image_plan(records, _image_manifest(), "voc", cpu, cuda)
+    assert images["check"].iloc[0] == "tta.scales: dry run [0.5, 2.0], stage [0.5, 1.0]"
+    records = _write(tmp_path, [_image_record(split="trainval")])
+    assert "split 'trainval' has no known size" in build_image_plan(records, _image_manifest(), "voc", cpu,
+                                                                     cuda)["check"].iloc[0]

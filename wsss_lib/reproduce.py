@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -34,15 +33,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from tqdm.auto import tqdm
 
 from wsss_lib.config import apply_overrides as set_paths
 from wsss_lib.config import available_profiles, from_dict, load_profile, to_dict
 from wsss_lib.data.fixtures import dry_run_data
 from wsss_lib.data.registry import dataset_family
-from wsss_lib.dry_run import dry_run_parameters, dry_run_profile_name
+from wsss_lib.dry_run import DRY_SUFFIX, SMALL_SUFFIX, dry_run_parameters, dry_run_profile_name
 from wsss_lib.io import atomic_write_json, atomic_write_text, current_shard, parse_shard
 from wsss_lib.paths import repo_root, reports_dir, work_dir
+from wsss_lib.provenance import code_state, machine
 from wsss_lib.stages.parameters import PARAMETER_TYPES, build_parameter, check_parameters
 
 __all__ = ["main", "discover_notebooks", "notebook_defaults", "notebook_parameters", "validate_parameters", "run_profile",
@@ -121,19 +122,6 @@ def validate_parameters(notebooks: list[Path], profile: dict[str, Any], data_roo
     if errors:
         raise SystemExit("parameter check failed before running anything:\n  " + "\n  ".join(errors))
     return out
-
-
-def _git_commit() -> dict[str, Any]:
-    root = repo_root()
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        # "dirty" = the code differs from the commit; generated reports (reports/study/ is a tracked snapshot
-        # folder that the run itself writes) do not count
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", ".", ":(exclude)reports"], cwd=root,
-                                    capture_output=True, text=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
 
 
 def _versions() -> dict[str, str | None]:
@@ -302,8 +290,8 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
     manifest_path = out_dir / "manifest.json"
     previous = json.loads(manifest_path.read_text()).get("notebooks", {}) if manifest_path.is_file() else {}
     manifest: dict[str, Any] = {
-        "profile": profile_name, "description": profile.get("description", ""), **_git_commit(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": _versions(), "platform": platform.platform(),
+        "profile": profile_name, "description": profile.get("description", ""), **code_state(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": _versions(), "machine": machine(),
         "notebooks": dict(previous), "dry_run": dry_run, "data_root": data_root,
         "overrides": profile.get("overrides", {}), "shard": str(current_shard()),
     }
@@ -386,7 +374,7 @@ def _fold_overrides(params: dict[str, Any], defaults: dict[str, Any]) -> dict[st
 
 def _forget_used_stages(work: Path, stems: set[str]) -> None:
     """Drop the plan's used-stage entries of the notebooks about to run (they record again what they use)."""
-    from wsss_lib.stages.training import PLAN_USED
+    from wsss_lib.stages.planning import PLAN_USED
 
     path = work / PLAN_USED
     if path.is_file():
@@ -405,21 +393,30 @@ def _resolver(stem: str):
 
 
 def _report_plan(profile: dict[str, Any], profile_name: str, out_dir: Path, manifest: dict[str, Any]) -> int:
-    """Write and print the real run's training plan (``wsss_lib.plan``); 1 if a row fails its mapping check."""
+    """Write and print the real run's plan (``wsss_lib.plan``); 1 if a row fails its mapping check."""
     from wsss_lib.plan import write_plan
 
     dataset = dataset_family(str(profile["common"].get("dataset", "synthetic")))
-    plan = write_plan(work_dir(profile_name), out_dir, manifest, dataset, repo_root() / "reports" / "bench" / "cuda.csv")
-    caption = (out_dir / "tables" / "plan.md").read_text().split("\n\n")[0]
-    if not len(plan):
-        print(caption)
-        return 0
-    shown = plan[["notebook", "stage", "run", "runs", "steps_per_run", "images_processed", "gpu_hours"]]
-    print(f"{caption}\n{shown.to_string(index=False)}\n(full table: {out_dir / 'tables' / 'plan.md'})")
-    bad = plan[plan["check"] != "ok"] if len(plan) else plan
+    real = profile_name.removesuffix(DRY_SUFFIX).removesuffix(SMALL_SUFFIX)
+    plan, images, hours = write_plan(work_dir(profile_name), out_dir, manifest, dataset,
+                                     repo_root() / "reports" / "bench", profile=real)
+    tables = out_dir / "tables"
+    if len(plan):
+        shown = plan[["notebook", "stage", "run", "runs", "steps_per_run", "images_processed", "gpu_hours"]]
+        print(f"{(tables / 'plan.md').read_text().split(chr(10) * 2)[0]}\n{shown.to_string(index=False)}")
+    if len(images):
+        shown = images[["notebook", "stage", "run", "runs", "images", "cpu_hours", "gpu_hours",
+                        "cpu_hours_without_gpu", "peak_mb_cpu"]]
+        print(f"{(tables / 'plan_images.md').read_text().split(chr(10) * 2)[0]}\n{shown.to_string(index=False)}")
+        for row in images[images["shard"] != ""].itertuples():
+            print(f"  {row.notebook} {row.stage} {row.run}: {row.shard}")
+    print(f"{(tables / 'plan_hours.md').read_text().split(chr(10) * 2)[0]}\n{hours.to_string(index=False)}\n"
+          f"(full tables: {tables / 'plan.md'}, {tables / 'plan_images.md'}, {tables / 'plan_hours.md'})")
+    bad = pd.concat([plan[plan["check"] != "ok"] if len(plan) else plan,
+                     images[images["check"] != "ok"] if len(images) else images])
     if len(bad):
-        print(f"plan: {len(bad)} stage(s) fail the mapping check of wsss_lib.plan (STAGE_PARAMETERS, RECIPE_FIELDS):\n"
-              + bad[["notebook", "stage", "run", "check"]].to_string(index=False))
+        print(f"plan: {len(bad)} stage(s) fail the mapping check of wsss_lib.plan (STAGE_PARAMETERS, RECIPE_FIELDS, "
+              "IMAGE_SCALES):\n" + bad[["notebook", "stage", "run", "check"]].to_string(index=False))
         return 1
     return 0
 

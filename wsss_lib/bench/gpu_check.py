@@ -14,8 +14,13 @@ run runs under ``--dry-run-timeout``, and the summary is written whatever happen
 3. **The random walk at 1024 px** (:mod:`wsss_lib.bench.random_walk`, the sparse walk).
 4. **The study's scale** (tf_efficientnet_lite0, crop 160, batch 16): CAM and P-NOC steps in this code's default, to
    turn the study's CPU hours into GPU minutes.
+5. **The per-image stages at paper scale** (:mod:`wsss_lib.bench.per_image`): ResNeSt-269's TTA CAMs (4 scales +
+   flip), DeepLab's TTA, the affinity network and the random walk, the dense CRFs and the file IO, at VOC's
+   500 x 375 and COCO's 640 x 480 (81 classes), and the CRFs and the walk at 512 x 512: the GPU-hours column of the
+   dry run's plan (:mod:`wsss_lib.plan`).
 
-Order on the device: training rows, study rows, walk, dry run (the longest, last, under its own timeout).
+Order on the device: training rows, study rows, walk, per-image rows, dry run (the longest, last, under its own
+timeout).
 
 Rows are appended to ``reports/bench/<device>.csv`` and ``reports/bench/rw-<device>.csv``; the summary with the
 ratios goes to ``reports/bench/gpu-check-<device>.md``. ``--quick`` runs the same steps at toy sizes (the wiring
@@ -64,9 +69,9 @@ def _find(rows: list[dict], method: str, amp: str, channels_last: bool, compile:
 
 
 def summary(rows: list[dict], device: str, dry_run: str, rw: str, study: list[dict] | None = None,
-            skipped: list[str] | None = None) -> str:
+            skipped: list[str] | None = None, per_image: str = "") -> str:
     """The Markdown summary: one line per training row, the default/official ratios, the study rows, the dry run,
-    the walk. Rows the budget skipped are named; a ratio whose rows are missing says so."""
+    the walk, the per-image rows. Rows the budget skipped are named; a ratio whose rows are missing says so."""
     lines = [f"# GPU check on {rows[0]['device_name'] if rows else device} ({device}), "
              f"{time.strftime('%Y-%m-%d %H:%M')}", ""]
     if rows:
@@ -90,7 +95,7 @@ def summary(rows: list[dict], device: str, dry_run: str, rw: str, study: list[di
         lines += ["", f"The study's scale: {study[0]['backbone']}, crop {study[0]['crop']}, batch {study[0]['batch']}, "
                   "fp16, channels_last:", "", "| method | images/s | peak memory (MB) |", "|---|---|---|"]
         lines += [f"| {r['method']} | {r['train_images_per_s']:.1f} | {r['train_peak_memory_mb']:.0f} |" for r in study]
-    lines += ["", f"Random walk: {rw}", "", f"Dry run: {dry_run}", ""]
+    lines += ["", f"Random walk: {rw}", "", f"Per-image stages: {per_image or 'not run'}", "", f"Dry run: {dry_run}", ""]
     return "\n".join(lines)
 
 
@@ -159,7 +164,22 @@ def main(argv: list[str] | None = None) -> int:
           + (walk.stdout.strip().splitlines() or walk.stderr.strip().splitlines() or ["no output"])[-1]
           + f" ({rw_out.name})")
     print(rw, flush=True)
-    atomic_write_text(out / f"gpu-check-{device}.md", summary(rows, device, "not run yet", rw, study, skipped))
+    per_image_ok = True
+    sizes = ([["64", "48", "21"]] if args.quick else [["500", "375", "21"], ["640", "480", "81"], ["512", "512", "21"]])
+    for width, height, classes in sizes:
+        parts = (["crf", "walk"] if (width, height) == ("512", "512") else
+                 ["tta", "seg", "affinity", "walk", "crf", "io"])
+        command = [sys.executable, "-m", "wsss_lib.bench.per_image", "--device", args.device, "--image", width, height,
+                   "--classes", classes, "--parts", *parts, "--out", str(out / f"{device}.csv")]
+        if args.quick:
+            command += ["--backbone", "tf_efficientnet_lite0", "--scales", "0.5", "1.0", "--repeat", "1"]
+        done = subprocess.run(command, cwd=repo_root(), capture_output=True, text=True)
+        per_image_ok &= done.returncode == 0
+        print(done.stdout.strip() or done.stderr.strip()[-2000:], flush=True)
+    per_image = f"per-image rows at {', '.join(f'{w}x{h}' for w, h, _ in sizes)}: " + (
+        f"appended to {device}.csv" if per_image_ok else "FAILED (see the output above)")
+    atomic_write_text(out / f"gpu-check-{device}.md", summary(rows, device, "not run yet", rw, study, skipped,
+                                                             per_image))
 
     dry_ok = True
     if args.no_dry_run:
@@ -177,10 +197,10 @@ def main(argv: list[str] | None = None) -> int:
                                   repo_root() / "reports" / "paper-voc-dry" / "manifest.json"))
         print(dry, flush=True)
 
-    text = summary(rows, device, dry, rw, study, skipped)
+    text = summary(rows, device, dry, rw, study, skipped, per_image)
     atomic_write_text(out / f"gpu-check-{device}.md", text)
     print(text)
-    return 0 if dry_ok and walk.returncode == 0 and not skipped else 1
+    return 0 if dry_ok and walk.returncode == 0 and per_image_ok and not skipped else 1
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from wsss_lib.methods.base import Method
 from wsss_lib.methods.registry import build_method, method_config
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.ops.crf import label_crf_fn
+from wsss_lib.stages import planning
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.records import weights_key
@@ -178,7 +179,8 @@ def infer_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, tt
                            f"{cfg.run_name}-{split}", trained.method, cfg.train, cfg.dataset, split,
                            lambda model, dataset, sd, mean, std, **kw: infer_cams(model, dataset, sd.file("npz"), mean,
                                                                                    std, tta, **kw),
-                           progress=progress)
+                           progress=progress, recipe={"backbone": cfg.backbone.name, "scales": tta.scales,
+                                                      "flip": tta.flip})
 
 
 def sweep_stage(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig, split: str,
@@ -216,6 +218,7 @@ def sweep_stage_dir(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig,
                             num_images=np.array(result.num_images))
             sd.write_frame("table.csv", result.table)
             sd.mark_done(images=result.num_images)
+    planning.record_images(ctx, sd, split, len(dataset), thresholds=len(thresholds), crf=crf)
     return sd
 
 
@@ -237,6 +240,7 @@ def regions_stage_dir(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfi
             counts = cam_region_counts(cams.file("npz"), dataset, threshold, progress=progress)
             atomic_save_npz(sd.file("region_counts.npz"), counts=counts, threshold=np.array(threshold))
             sd.mark_done(images=len(dataset))
+    planning.record_images(ctx, sd, split, len(dataset))
     return sd
 
 

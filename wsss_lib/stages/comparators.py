@@ -34,6 +34,7 @@ from wsss_lib.methods.rib import RIBConfig
 from wsss_lib.models.amn import AMNNetConfig
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.refinement.affinity_labels import AffinityLabelConfig
+from wsss_lib.stages import planning
 from wsss_lib.stages.classifier import (
     ClassifierStageConfig,
     TrainedClassifier,
@@ -118,7 +119,8 @@ def amn_cams_stage(ctx: RunContext, trained: TrainedAMN, ir_labels: StageDir, sp
                            trained.config.dataset, split,
                            lambda model, dataset, sd, mean, std, **kw: infer_amn_cams(
                                model, dataset, ir_labels.file("png"), sd.file("npz"), mean, std, tta, **kw),
-                           progress=progress)
+                           progress=progress, recipe={"backbone": trained.config.backbone.name, "scales": tta.scales,
+                                                      "flip": tta.flip})
 
 
 def rib_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, cfg: RIBConfig, tta: TTAConfig = TTAConfig(),
@@ -129,6 +131,9 @@ def rib_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, cfg:
     sd = ctx.store.stage("cams", {"rib": cfg, "classifier": trained.stage.key, "split": split, "tta": tta, "seed": seed},
                          name=f"rib-{ccfg.run_name}-{split}")
     if sd.done:
+        planning.record_images(ctx, sd, split, sd.summary().get("images", 0), backbone=ccfg.backbone.name,
+                               scales=tta.scales, flip=tta.flip, rib_steps=cfg.steps, rib_batch=cfg.batch_size,
+                               crop=cfg.crop_size)
         return sd
     mean, std = trained.method.normalization
     augment = AugmentConfig(crop_size=cfg.crop_size, resize_mode="long_side", resize_long_side=cfg.resize_long_side,
@@ -143,6 +148,8 @@ def rib_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, cfg:
                             device=resolve_device(ccfg.train.device), progress=progress)
     model.cpu()
     sd.finish_images(len(dataset), counts)
+    planning.record_images(ctx, sd, split, len(dataset), backbone=ccfg.backbone.name, scales=tta.scales,
+                           flip=tta.flip, rib_steps=cfg.steps, rib_batch=cfg.batch_size, crop=cfg.crop_size)
     return sd
 
 

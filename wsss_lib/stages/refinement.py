@@ -35,6 +35,7 @@ from wsss_lib.models.affinity import AffinityNetConfig
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.refinement.affinity_labels import AffinityLabelConfig, make_affinity_labels
 from wsss_lib.refinement.pseudo_masks import make_pseudo_masks, score_masks
+from wsss_lib.stages import planning
 from wsss_lib.stages.classifier import load_sweep, sweep_stage_dir
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
@@ -113,13 +114,16 @@ def affinity_labels_stage(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetC
     sd = ctx.store.stage("affinity_labels", {"cams": cams.key, "saliency": saliency.key if saliency else "",
                                              "split": split, "labels": cfg},
                          name=f"{cfg.mode}-{cams.path.name.rsplit('-', 1)[0]}")
-    if sd.done:
-        return sd
-    with timing.scope("affinity_labels"):
-        dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-        counts = make_affinity_labels(dataset, cams.file("npz"), sd.file("png"), cfg,
-                                      saliency.file("png") if saliency else None, progress=progress, workers=workers)
-        sd.finish_images(len(dataset), counts)
+    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+    if not sd.done:
+        with timing.scope("affinity_labels"):
+            counts = make_affinity_labels(dataset, cams.file("npz"), sd.file("png"), cfg,
+                                          saliency.file("png") if saliency else None, progress=progress,
+                                          workers=workers)
+            sd.finish_images(len(dataset), counts)
+    # the conventional rule runs two CRFs per image (the fg and the bg thresholding), the saliency-aware one two
+    # (the salient region, then the classes inside it)
+    planning.record_images(ctx, sd, split, len(dataset), crf=cfg.crf, crfs=2 if cfg.crf and cfg.mode != "coarse" else 0)
     return sd
 
 
@@ -145,7 +149,8 @@ def random_walk_stage(ctx: RunContext, trained: TrainedAffinity, cams: StageDir,
                            f"{config.run_name}-{split}", trained.method, config.train, config.dataset, split,
                            lambda network, dataset, sd, mean, std, **kw: infer_random_walk(
                                network, dataset, cams.file("npz"), sd.file("npz"), mean, std, cfg, **kw),
-                           progress=progress)
+                           progress=progress, recipe={"backbone": config.backbone.name, "flip": cfg.flip,
+                                                      "radius": cfg.radius, "exp_times": cfg.exp_times})
 
 
 def pseudo_mask_stage(ctx: RunContext, walked: StageDir, dataset_cfg: DatasetConfig, split: str, bg_threshold: float,
@@ -153,13 +158,13 @@ def pseudo_mask_stage(ctx: RunContext, walked: StageDir, dataset_cfg: DatasetCon
     """Palette PNG pseudo-masks of ``split`` in ``<stage>/SegmentationClass/`` (stage ``pseudo_masks``)."""
     sd = ctx.store.stage("pseudo_masks", {"rw": walked.key, "split": split, "bg_threshold": float(bg_threshold),
                                           "crf": crf}, name=walked.path.name.rsplit("-", 1)[0])
-    if sd.done:
-        return sd
-    with timing.scope("pseudo_masks"):
-        dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-        counts = make_pseudo_masks(dataset, walked.file("npz"), sd.path, bg_threshold, crf, progress=progress,
-                                   workers=workers)
-        sd.finish_images(len(dataset), counts)
+    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+    if not sd.done:
+        with timing.scope("pseudo_masks"):
+            counts = make_pseudo_masks(dataset, walked.file("npz"), sd.path, bg_threshold, crf, progress=progress,
+                                       workers=workers)
+            sd.finish_images(len(dataset), counts)
+    planning.record_images(ctx, sd, split, len(dataset), crf=crf, crfs=1 if crf else 0)
     return sd
 
 

@@ -39,6 +39,7 @@ from wsss_lib.methods.registry import build_method
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.models.saliency import DetectorConfig
 from wsss_lib.refinement.saliency import make_pseudo_saliency
+from wsss_lib.stages import planning
 from wsss_lib.stages.classifier import infer_cams_stage, load_classifier_stage
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
@@ -219,7 +220,8 @@ def infer_saliency_stage(ctx: RunContext, trained: TrainedSaliency, split: str, 
                            f"{cfg.run_name}-{split}", trained.method, cfg.train, cfg.dataset, split,
                            lambda model, dataset, sd, mean, std, **kw: infer_saliency(model, dataset, sd.file("png"),
                                                                                        mean, std, tta, **kw),
-                           progress=progress)
+                           progress=progress, recipe={"backbone": cfg.backbone.name, "scales": tta.scales,
+                                                      "flip": tta.flip})
 
 
 def pseudo_saliency_stage(ctx: RunContext, saliency: StageDir, dataset_cfg: DatasetConfig, split: str,
@@ -228,13 +230,13 @@ def pseudo_saliency_stage(ctx: RunContext, saliency: StageDir, dataset_cfg: Data
     """0/255 pseudo-saliency masks of ``split`` from the maps in ``saliency`` (stage ``pseudo_saliency``)."""
     sd = ctx.store.stage("pseudo_saliency", {"saliency": saliency.key, "split": split, "threshold": float(threshold),
                                              "crf": crf}, name=saliency.path.name.rsplit("-", 1)[0])
-    if sd.done:
-        return sd
-    with timing.scope("pseudo_saliency"):
-        dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-        counts = make_pseudo_saliency(dataset, saliency.file("png"), sd.file("png"), threshold, crf,
-                                      progress=progress, workers=workers)
-        sd.finish_images(len(dataset), counts)
+    dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+    if not sd.done:
+        with timing.scope("pseudo_saliency"):
+            counts = make_pseudo_saliency(dataset, saliency.file("png"), sd.file("png"), threshold, crf,
+                                          progress=progress, workers=workers)
+            sd.finish_images(len(dataset), counts)
+    planning.record_images(ctx, sd, split, len(dataset), crf=crf, crfs=1 if crf else 0)
     return sd
 
 

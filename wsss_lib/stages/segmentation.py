@@ -32,6 +32,7 @@ from wsss_lib.methods.segmentation import SegmentationLossConfig, SegmentationMe
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.models.deeplab import DeepLabConfig, head_label
 from wsss_lib.refinement.pseudo_masks import score_masks
+from wsss_lib.stages import planning
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.records import (
@@ -127,7 +128,9 @@ def predict_stage(ctx: RunContext, trained: TrainedSegmentation, split: str, cfg
                            f"{config.run_name}-{split}", trained.method, config.train, config.dataset, split,
                            lambda network, dataset, sd, mean, std, **kw: infer_segmentation(
                                network, dataset, sd.path, mean, std, cfg, workers=workers, **kw),
-                           progress=progress)
+                           progress=progress, recipe={"backbone": config.backbone.name, "head": config.network.head,
+                                                      "scales": cfg.scales, "flip": cfg.flip, "crf": cfg.crf,
+                                                      "crfs": 1 if cfg.crf else 0})
 
 
 def prediction_score_stage(ctx: RunContext, predictions: StageDir, dataset_cfg: DatasetConfig, split: str,
@@ -149,6 +152,7 @@ def export_test_stage(ctx: RunContext, predictions: StageDir, dataset_cfg: Datas
             dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
             archive = export_voc_test(dataset, predictions.path, sd.path)
         sd.mark_done(images=len(dataset), archive=archive.name)
+    planning.record_images(ctx, sd, split, int(sd.summary().get("images", 0)))
     return sd
 
 

@@ -4,11 +4,9 @@ DeepLab), as ``stages/inference.py`` is for the per-image stages."""
 from __future__ import annotations
 
 import functools
-import json
 import math
-import os
 from dataclasses import dataclass, replace
-from pathlib import Path
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import pandas as pd
@@ -16,21 +14,14 @@ import pandas as pd
 from wsss_lib import timing
 from wsss_lib.artifacts import StageDir
 from wsss_lib.methods.base import Method
+from wsss_lib.provenance import code_state, machine
+from wsss_lib.stages import planning
 from wsss_lib.stages.context import RunContext
 from wsss_lib.train import distributed
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, fit, resolve_device
 
-__all__ = ["TrainedStage", "train_stage", "load_trained", "PLAN_RECORDS", "PLAN_USED"]
-
-PLAN_RECORDS = "plan-records.jsonl"
-"""In a dry run's work directory: one JSON line per training stage the dry run trained (its notebook, stage, key,
-training split and the capped recipe), from which ``wsss_lib.plan`` derives the real run's plan. Written when the
-stage trains, so a stage reused from an earlier dry run keeps its record."""
-PLAN_USED = "plan-used.jsonl"
-"""In a dry run's work directory: which stage keys each notebook used, trained or reused (the runner clears a
-notebook's entries when it runs that notebook again); the plan holds those stages only."""
-
+__all__ = ["TrainedStage", "train_stage", "load_trained"]
 
 @dataclass(frozen=True)
 class TrainedStage:
@@ -69,11 +60,9 @@ def train_stage(ctx: RunContext, stage: str, key: Any, name: str, build: Callabl
     a stage trained now and the same stage reused later give the same object.
     """
     sd = ctx.store.stage(stage, key, name=name)
-    if ctx.dry_run:
-        with (ctx.work_dir / PLAN_USED).open("a") as used:
-            used.write(json.dumps({"notebook": os.environ.get("WSSS_NOTEBOOK", ""), "key": sd.key}) + "\n")
+    planning.note_used(ctx, sd)
     if not sd.done:
-        plan = ctx.work_dir / PLAN_RECORDS if ctx.dry_run else None
+        plan = ctx if ctx.dry_run else None
         launching = train.devices > 1 and not distributed.world().active
         if launching:
             devices = distributed.usable_devices(train.batch_size, optim.accumulate_steps, optim.accumulate_mode,
@@ -101,41 +90,28 @@ def train_stage(ctx: RunContext, stage: str, key: Any, name: str, build: Callabl
 def _train_and_finish(sd: StageDir, build: Callable[[str | None], Method], train_set: Callable[[Method], Any],
                       train: TrainConfig, optim: OptimConfig, eval_set: Any, max_steps: int,
                       after: Callable[[Method, StageDir], dict[str, Any]] | None, progress: bool,
-                      plan: Path | None = None) -> None:
+                      plan: RunContext | None = None) -> None:
     """Train ``sd`` to the end (in this process, or as one rank of ``torchrun``); rank 0 runs ``after`` and
-    writes ``model.pt`` and ``DONE.json`` last, while the other ranks wait. ``plan``: a dry run's records file."""
+    writes ``model.pt`` and ``DONE.json`` last, while the other ranks wait. ``plan``: a dry run's context, whose
+    plan records the stage (:mod:`wsss_lib.stages.planning`)."""
     where = distributed.world()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     method = build(None)
     dataset = train_set(method)
     result = fit(method, dataset, eval_set, train, optim, sd.path, resume=True,
                  progress=progress and where.main, max_steps=max_steps)
     if where.main and plan is not None:
-        _record_for_plan(plan, sd, dataset, train, optim, max_steps)
+        planning.record_training(plan, sd, dataset, epochs=train.epochs, batch_size=train.batch_size,
+                                 accumulate_steps=optim.accumulate_steps, max_steps=max_steps, seed=train.seed)
     if where.main:
         extra = after(method, sd) if after is not None else {}
         epochs = int(result.history["epoch"].max()) if len(result.history) else train.epochs
         steps = {"steps": int(max_steps)} if max_steps else {}
         seconds = round(result.seconds, 1) if math.isfinite(result.seconds) else None  # None: untimed epochs
-        sd.finish_training(method.cpu().state_dict(), seconds=seconds, epochs=epochs, **steps,
-                           **extra)
+        # where the weights came from: the code's commit, this session's start and end (a resumed training names
+        # the epoch it resumed after), the machine (results on a CPU are bit-identical only on the same kind)
+        provenance = {**code_state(), "started": started, "resumed_after_epoch": result.start_epoch,
+                      "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+        sd.finish_training(method.cpu().state_dict(), seconds=seconds, epochs=epochs, **steps, **extra,
+                           provenance=provenance)
     distributed.barrier()
-
-
-def _record_for_plan(plan: Path, sd: StageDir, dataset: Any, train: TrainConfig, optim: OptimConfig,
-                     max_steps: int) -> None:
-    """Append what this (dry-run) training stage did: its notebook (``WSSS_NOTEBOOK``, set by the runner), stage,
-    key, method and backbone, training split and size, and capped recipe."""
-    key = sd.config().get("config", {})
-    split_of = dataset
-    while not hasattr(split_of, "split") and hasattr(split_of, "base"):  # pseudo-masks, hints, ... over a split
-        split_of = split_of.base
-    record = {
-        "notebook": os.environ.get("WSSS_NOTEBOOK", ""), "stage": sd.stage, "name": sd.path.name, "key": sd.key,
-        "method": key.get("method", ""), "randaugment": bool((key.get("augment") or {}).get("randaugment", False)),
-        "backbone": (key.get("backbone") or {}).get("name", ""), "crop": (key.get("augment") or {}).get("crop_size"),
-        "split": getattr(split_of, "split", ""), "images": len(dataset), "epochs": train.epochs,
-        "batch_size": train.batch_size, "accumulate_steps": optim.accumulate_steps, "max_steps": int(max_steps),
-        "seed": train.seed,
-    }
-    with plan.open("a") as out:
-        out.write(json.dumps(record) + "\n")

@@ -46,7 +46,7 @@ from wsss_lib.config import to_dict
 from wsss_lib.evaluation.quick import QuickEvalConfig, quick_cam_miou
 from wsss_lib.io import atomic_path, reading
 from wsss_lib.methods.base import Method, StepInfo
-from wsss_lib.timing import section
+from wsss_lib.timing import scope, section
 from wsss_lib.train.distributed import StepBatches, World, all_sum, barrier, rank_split, world
 from wsss_lib.train.optim import OptimConfig, build_optimizer
 
@@ -81,6 +81,8 @@ class TrainResult:
     seconds: float
     """Wall time of the training: the sum of the history's per-epoch ``seconds`` (resumed sessions included; NaN
     when an epoch of a history written before that column existed is untimed)."""
+    start_epoch: int = 0
+    """The epoch this call resumed after (0: it trained from the start)."""
 
 
 def _stop_workers(batches) -> None:
@@ -142,9 +144,10 @@ def inference_setup(cfg: TrainConfig) -> InferenceSetup:
 
 def _timed_batches(batches, device: torch.device, channels_last: bool):
     """``batches`` moved to ``device`` (the image in ``channels_last`` layout when asked), the wait for each one and
-    its transfer charged to the ``data`` section (:mod:`wsss_lib.timing`)."""
+    its transfer charged to the ``data`` scope (:mod:`wsss_lib.timing`; reading the images is ``data/read`` when
+    there are no loader workers)."""
     while True:
-        with section("data"):
+        with scope("data"):
             batch = next(batches, None)
             if batch is None:
                 return
@@ -406,7 +409,7 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
             if eval_set is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
                 mean, std = method.normalization
                 try:
-                    with section("eval"):
+                    with scope("eval"):
                         quick = quick_cam_miou(method.cam_model(), eval_set, mean, std, cfg.eval, device=device,
                                                autocast_dtype=amp_dtype)
                 except FloatingPointError as exc:
@@ -430,4 +433,4 @@ def fit(method: Method, train_set, eval_set, cfg: TrainConfig, optim: OptimConfi
     # every epoch's wall time, those of earlier (resumed) sessions included; unknown (NaN) when a history written
     # before this column existed leaves an epoch untimed
     seconds = float(sum(row.get("seconds", float("nan")) for row in history))
-    return TrainResult(out_dir=out_dir, history=pd.DataFrame(history), seconds=seconds)
+    return TrainResult(out_dir=out_dir, history=pd.DataFrame(history), seconds=seconds, start_epoch=start_epoch)
