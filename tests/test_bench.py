@@ -110,5 +110,8 @@ def test_profile_splits_a_run_into_sections(tmp_path):
         assert rows.loc[rows["section"] != "total", "seconds"].sum() == pytest.approx(total, rel=1e-6)
         assert {"classifier/forward", "classifier/backward", "classifier/optimizer", "cams/forward",
                 "sweeps/count"} <= set(rows["section"])
+    # 2 DataLoader workers (the smoke default) and none train bit-identical weights, with the same TTA mIoU
+    totals = frame[frame["section"] == "total"]
+    assert totals["weights"].nunique() == 1 and totals["miou"].nunique() == 1
     text = (tmp_path / "out" / "profile-smoke.md").read_text()
     assert "| `a` | 1 |" in text and "| `b` | 1 |" in text and "speed-up vs `a`" in text

@@ -15,7 +15,8 @@ the trainer's ``data`` (waiting for the next batch and moving it), ``forward``, 
 
 Each setting variant (``--variant LABEL:NAME=VALUE,...``) runs once per repetition, the variants interleaved
 (``A B A B ...``), each in its own work directory, so variants are measured side by side on the same machine in one
-run; the dataset is generated once, untimed, and linked into each. Writes ``<out>/profile-<profile>.csv`` (one row
+run; the dataset is generated once, untimed, and linked into each. Each run also records what it produced (a digest
+of the trained weights and the TTA mIoU), so a variant that changes a number shows it. Writes ``<out>/profile-<profile>.csv`` (one row
 per run and section, appended) and ``<out>/profile-<profile>.md`` (this run: median seconds per section and variant,
 the spread of the end-to-end time, and each variant's ratio to the first).
 
@@ -90,9 +91,24 @@ def _link_shared(base: Path, work: Path) -> None:
         (work / "classifier" / stage.name).symlink_to(stage, target_is_directory=True)
 
 
-def profile_run(profile: str, target: str, overrides: dict[str, Any], work: Path, base: Path) -> timing.Recorder:
-    """Run ``target`` (a :data:`TARGETS` name) of ``profile`` in ``work`` under a recorder and return it. Untimed
-    set-up: the dataset (and, for methods trained against it, the ordinary classifier) in ``base``."""
+def weights_digest(state: dict) -> str:
+    """A digest of a state dict's tensors (names, shapes, dtypes, values; not ``torch.save``'s bytes, which differ
+    between two saves of the same weights): equal digests = bit-identical weights."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(state.items()):
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def profile_run(profile: str, target: str, overrides: dict[str, Any], work: Path,
+                base: Path) -> tuple[timing.Recorder, dict[str, Any]]:
+    """Run ``target`` (a :data:`TARGETS` name) of ``profile`` in ``work`` under a recorder; return it and what the
+    run produced (``weights``: :func:`weights_digest` of the trained classifier, ``miou``: its TTA mIoU at the oracle
+    threshold), so that variants are shown to give the same numbers. Untimed set-up: the dataset (and, for methods
+    trained against it, the ordinary classifier) in ``base``."""
     from wsss_lib.data import open_dataset
     from wsss_lib.stages.classifier import ORDINARY_METHODS, train_classifier
     from wsss_lib.stages.context import RunContext
@@ -117,11 +133,13 @@ def profile_run(profile: str, target: str, overrides: dict[str, Any], work: Path
     with timing.recording(sync=sync) as recorder:
         if method == "ordinary":
             with timing.scope("ordinary"):
-                train_classifier(ctx, ordinary_config(cfg.classifier, cfg.ordinary), progress=False)
+                trained = train_classifier(ctx, ordinary_config(cfg.classifier, cfg.ordinary), progress=False)
+            produced = {"weights": weights_digest(trained.stage.load_state()), "miou": float("nan")}
         else:
-            run_priors(ctx, cfg.classifier, method, tta=cfg.tta, ordinary=cfg.ordinary, seed=0,
-                       trained_ordinary=ordinary, notebook=notebook, progress=False)
-    return recorder
+            run = run_priors(ctx, cfg.classifier, method, tta=cfg.tta, ordinary=cfg.ordinary, seed=0,
+                             trained_ordinary=ordinary, notebook=notebook, progress=False)
+            produced = {"weights": weights_digest(run.classifier.load_state()), "miou": 100 * run.sweep.best.miou}
+    return recorder, produced
 
 
 def _cuda() -> bool:
@@ -148,11 +166,13 @@ def summary(frame: pd.DataFrame) -> str:
         first = totals.median()[labels[0]]
         lines = [f"### `{target}`", "", "Median seconds per section (exclusive times; `total` = the run's wall time):",
                  "", table.round(1).to_markdown(), "", "| variant | runs | total, median (s) | min-max (s) | "
-                 "speed-up vs " + f"`{labels[0]}` |", "|---|---:|---:|---:|---:|"]
+                 "speed-up vs " + f"`{labels[0]}` | trained weights | TTA mIoU (%) |", "|---|---:|---:|---:|---:|---|---:|"]
         for label in labels:
             values = totals.get_group(label)
+            made = rows[(rows["variant"] == label) & (rows["section"] == "total")]
             lines.append(f"| `{label}` | {len(values)} | {values.median():.1f} | {values.min():.1f}-{values.max():.1f} "
-                         f"| {first / values.median():.2f}x |")
+                         f"| {first / values.median():.2f}x | {', '.join(sorted(set(made['weights'])))} | "
+                         f"{', '.join(sorted({f'{m:.2f}' for m in made['miou']}))} |")
         out.append("\n".join(lines))
     return "\n\n".join(out)
 
@@ -187,11 +207,14 @@ def main(argv: list[str] | None = None) -> int:
                 work = root / f"{target}-{variant.label}-{rep}"
                 shutil.rmtree(work, ignore_errors=True)
                 started = time.perf_counter()
-                recorder = profile_run(args.profile, target, {**common, **variant.overrides}, work, root / "base")
+                recorder, produced = profile_run(args.profile, target, {**common, **variant.overrides}, work,
+                                                 root / "base")
                 print(f"{target} [{variant.label}] repetition {rep + 1}/{args.repeat}: {recorder.wall:.1f} s "
-                      f"({time.perf_counter() - started:.1f} s with the untimed set-up)", flush=True)
+                      f"({time.perf_counter() - started:.1f} s with the untimed set-up); weights {produced['weights']}, "
+                      f"TTA mIoU {produced['miou']:.2f}", flush=True)
                 meta = {"time": stamp, "commit": commit["commit"], "dirty": commit["dirty"], "machine": _machine(),
-                        "profile": args.profile, "target": target, "variant": variant.label, "repetition": rep}
+                        "profile": args.profile, "target": target, "variant": variant.label, "repetition": rep,
+                        **produced}
                 sections = recorder.frame()
                 rows += [{**meta, "section": r.section, "seconds": r.seconds, "calls": r.calls}
                          for r in sections.itertuples()]
