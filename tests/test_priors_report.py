@@ -84,3 +84,24 @@ def test_compute_text_sums_the_recorded_training_times(tmp_path):
     assert "train (s)" in runs_table(runs) and "train (s)" not in priors_report.method_table(runs)
     assert "none of the 1 classifier stages" in priors_report.compute_text([runs[4]])
     assert priors_report.compute_text([]) == "Training time: no runs."
+
+
+def test_a_recipe_note_travels_in_the_label_and_the_paper_is_looked_up_without_it():
+    """A P-NOC run at 0.1x the official OC learning rate is labelled so in every table ("P-NOC (OC lr 0.1x)"), and its
+    paper claims and Table 2 values are found under the paper's name."""
+    from wsss_lib.methods.pnoc import AdversarialConfig, PNOCConfig
+    from wsss_lib.stages.priors import method_label, paper_label, recipe_note
+
+    slow = PNOCConfig(adversarial=AdversarialConfig(lr_multiplier=0.1))
+    assert recipe_note(slow) == "OC lr 0.1x" and recipe_note(PNOCConfig()) == ""
+    assert method_label("pnoc", 0.1, recipe_note(slow)) == "P-NOC+LS (OC lr 0.1x)"
+    assert paper_label("P-NOC+LS (OC lr 0.1x)") == "P-NOC+LS" and paper_label("P (alpha 0)") == "P (alpha 0)"
+    runs = [_run(label, seed, [1 + seed, 1, 1], [0.2, 0.4]) for label in ("P-OC", "P-NOC (OC lr 0.1x)")
+            for seed in (0, 1)]
+    claims = priors_report.claims_table(runs)
+    assert claims[["method", "baseline"]].values.tolist() == [["P-NOC (OC lr 0.1x)", "P-OC"]]
+    assert np.isfinite(claims["paper (gap)"].iloc[0])  # the paper's P-NOC - P-OC
+    ranking = priors_report.ranking_table(runs, reference="P-OC").set_index("method")
+    assert np.isfinite(ranking.loc["P-NOC (OC lr 0.1x)", "paper (%)"])
+    with pytest.raises(ValueError, match="two runs answer the paper's 'P-NOC'"):
+        priors_report.claims_table(runs + [_run("P-NOC", 0, [1, 1, 1], [0.1, 0.1])])

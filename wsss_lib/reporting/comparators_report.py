@@ -10,7 +10,7 @@ import pandas as pd
 
 from wsss_lib.reporting.literature import load_literature
 from wsss_lib.reporting.priors_report import method_table
-from wsss_lib.stages.priors import PriorsRun
+from wsss_lib.stages.priors import PriorsRun, paper_label
 
 __all__ = ["threshold_robustness", "literature_priors_table", "ours_table", "PNOC_TABLE3_COLUMNS"]
 
@@ -50,8 +50,8 @@ def literature_priors_table(methods: Sequence[str] | None = None) -> pd.DataFram
     rows += [{"method": r["method"] if r["method"] != "OC-CSE" else "OC-CSE (ACR slides)", "backbone": r["backbone"],
               "priors mIoU (%)": r["seed_miou"], "source": r["source"]} for _, r in comparators.iterrows()]
     frame = pd.DataFrame(rows)
-    if methods is not None:
-        frame = frame[frame["method"].str.split(" ").str[0].isin(methods)]
+    if methods is not None:  # our labels may carry a recipe note ("P-NOC+LS (OC lr 0.1x)"): the paper's name
+        frame = frame[frame["method"].str.split(" ").str[0].isin([paper_label(m) for m in methods])]
     return frame.reset_index(drop=True)
 
 

@@ -22,7 +22,7 @@ from wsss_lib.methods.erasing import class_maps, soft_erasure_mask
 from wsss_lib.models.cam import CAMClassifier
 from wsss_lib.reporting.figures import colorize_mask
 from wsss_lib.reporting.literature import load_literature
-from wsss_lib.stages.priors import PriorsRun
+from wsss_lib.stages.priors import PriorsRun, paper_label
 
 __all__ = ["group_runs", "epoch_table", "literature_epoch_table", "class_iou_frame", "class_group_tables",
            "mean_sweep_tables", "priors_grid_figure", "erasure_view_figure"]
@@ -255,7 +255,7 @@ def _gap(ours: pd.DataFrame, lit: pd.Series, method: str, baseline: str) -> dict
     the paper's gap (NaN where its Table 2 lacks either method) and the :func:`_verdict`."""
     gap = ours.loc[method, "TTA mIoU (%)"] - ours.loc[baseline, "TTA mIoU (%)"]
     gap_sd = float(np.hypot(ours.loc[method, "SD"], ours.loc[baseline, "SD"]))
-    paper_gap = lit.get(method, np.nan) - lit.get(baseline, np.nan)
+    paper_gap = lit.get(paper_label(method), np.nan) - lit.get(paper_label(baseline), np.nan)
     return {"gap": gap, "gap_sd": gap_sd, "paper_gap": paper_gap, "verdict": _verdict(gap, gap_sd, paper_gap)}
 
 
@@ -273,7 +273,8 @@ def ranking_table(runs: Sequence[PriorsRun], backbone: str = "ResNeSt-269", refe
     for method, row in ours.iterrows():
         g = _gap(ours, lit, method, reference)
         rows.append({"method": method, "seeds": int(row["seeds"]), "ours (%)": row["TTA mIoU (%)"], "SD": row["SD"],
-                     f"ours - {reference}": g["gap"], "SD of gap": g["gap_sd"], "paper (%)": lit.get(method, np.nan),
+                     f"ours - {reference}": g["gap"], "SD of gap": g["gap_sd"],
+                     "paper (%)": lit.get(paper_label(method), np.nan),
                      f"paper - {reference}": g["paper_gap"],
                      "verdict": "reference" if method == reference else g["verdict"]})
     return pd.DataFrame(rows)
@@ -300,13 +301,26 @@ def claims_table(runs: Sequence[PriorsRun], backbone: str = "ResNeSt-269",
         return pd.DataFrame(columns=columns)
     ours = method_table(runs).set_index("method")
     lit = literature_epoch_table(backbone).set_index("method")["TTA"]
+    named = _ours_by_paper_label(ours.index)
     rows = []
     for method, baseline, claim in claims:
-        if method in ours.index and baseline in ours.index:
-            g = _gap(ours, lit, method, baseline)
-            rows.append(dict(zip(columns, (claim, method, baseline, g["gap"], g["gap_sd"], g["paper_gap"],
-                                           g["verdict"]))))
+        if method in named and baseline in named:
+            mine, base = named[method], named[baseline]
+            g = _gap(ours, lit, mine, base)
+            rows.append(dict(zip(columns, (claim, mine, base, g["gap"], g["gap_sd"], g["paper_gap"], g["verdict"]))))
     return pd.DataFrame(rows, columns=columns)
+
+
+def _ours_by_paper_label(labels: Sequence[str]) -> dict[str, str]:
+    """The paper's label -> ours (ours may carry a recipe note: ``"P-NOC (OC lr 0.1x)"`` answers ``"P-NOC"``); two of
+    ours with the same paper label are an error (which one the paper's claim is about would be a guess)."""
+    out: dict[str, str] = {}
+    for label in labels:
+        key = paper_label(label)
+        if key in out:
+            raise ValueError(f"two runs answer the paper's {key!r}: {out[key]!r} and {label!r}; pass one of them")
+        out[key] = label
+    return out
 
 
 def _gap_text(gap: float, gap_sd: float) -> str:

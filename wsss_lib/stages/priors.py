@@ -37,8 +37,8 @@ from wsss_lib.stages.classifier import (
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.records import read_records, relative, stage_from_record, write_record
 
-__all__ = ["OrdinaryConfig", "ordinary_config", "method_classifier", "PriorsRun", "method_label", "run_priors", "record_run", "find_priors_run", "load_priors_runs",
-           "runs_table", "as_list"]
+__all__ = ["OrdinaryConfig", "ordinary_config", "method_classifier", "PriorsRun", "method_label", "recipe_note",
+           "paper_label", "run_priors", "record_run", "find_priors_run", "load_priors_runs", "runs_table", "as_list"]
 
 METHOD_LABELS = {"cam": "CAM", "puzzle": "P", "occse": "OC-CSE", "poc": "P-OC", "pnoc": "P-NOC", "acr": "ACR", "amn": "AMN",
                  "rib": "RIB"}
@@ -53,9 +53,29 @@ def variant_label(name: str, label_smoothing: float) -> str:
     return f"{name}+LS" if label_smoothing > 0 else name
 
 
-def method_label(method: str, label_smoothing: float) -> str:
-    """``"P-NOC+LS"`` style label of a method and its label smoothing."""
-    return METHOD_LABELS.get(method, method) + ("+LS" if label_smoothing else "")
+def method_label(method: str, label_smoothing: float, note: str = "") -> str:
+    """``"P-NOC+LS"`` style label of a method and its label smoothing, with the recipe ``note`` in parentheses where
+    the run departs from the paper's recipe (:func:`recipe_note`: ``"P-NOC+LS (OC lr 0.1x)"``)."""
+    label = METHOD_LABELS.get(method, method) + ("+LS" if label_smoothing else "")
+    return f"{label} ({note})" if note else label
+
+
+def recipe_note(method_config: Any) -> str:
+    """What a run's label says of a departure from the paper's recipe: the P-NOC family's ordinary-classifier learning
+    rate when it is not the official 1x (``"OC lr 0.1x"``), so that every table carries it; empty otherwise."""
+    adversarial = getattr(method_config, "adversarial", None)
+    if adversarial is not None and float(adversarial.lr_multiplier) != 1.0:
+        return f"OC lr {adversarial.lr_multiplier:g}x"
+    return ""
+
+
+_NOTE = re.compile(r" \(OC lr [0-9.e+-]+x\)$")
+
+
+def paper_label(label: str) -> str:
+    """The paper's name of one of our labels: the label without its :func:`recipe_note` (``"P-NOC+LS (OC lr 0.1x)"``
+    -> ``"P-NOC+LS"``); the literature is looked up by it."""
+    return _NOTE.sub("", label)
 
 
 def as_list(value: Any) -> list:
@@ -165,7 +185,9 @@ def run_priors(ctx: RunContext, classifier: ClassifierStageConfig, method: str, 
     cams = infer_cams_stage(ctx, trained, cfg.eval_split, tta, progress=progress)
     sweep_dir = sweep_stage_dir(ctx, cams, cfg.dataset, cfg.eval_split, progress=progress)
     regions = regions_stage_dir(ctx, cams, cfg.dataset, cfg.eval_split, sweep_dir, progress=progress)
-    label = variant_label(variant, label_smoothing) if variant else method_label(method, label_smoothing)
+    note = recipe_note(cfg.method_config)
+    label = (variant_label(variant, label_smoothing) + (f" ({note})" if note else "") if variant
+             else method_label(method, label_smoothing, note))
     return record_run(ctx, label, method, label_smoothing, seed, notebook, trained.stage, cams, sweep_dir, regions)
 
 
