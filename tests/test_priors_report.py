@@ -99,9 +99,30 @@ def test_a_recipe_note_travels_in_the_label_and_the_paper_is_looked_up_without_i
     runs = [_run(label, seed, [1 + seed, 1, 1], [0.2, 0.4]) for label in ("P-OC", "P-NOC (OC lr 0.1x)")
             for seed in (0, 1)]
     claims = priors_report.claims_table(runs)
-    assert claims[["method", "baseline"]].values.tolist() == [["P-NOC (OC lr 0.1x)", "P-OC"]]
+    assert claims[["A", "B"]].values.tolist() == [["P-NOC (OC lr 0.1x)", "P-OC"]]
     assert np.isfinite(claims["paper (gap)"].iloc[0])  # the paper's P-NOC - P-OC
     ranking = priors_report.ranking_table(runs, reference="P-OC").set_index("method")
     assert np.isfinite(ranking.loc["P-NOC (OC lr 0.1x)", "paper (%)"])
     with pytest.raises(ValueError, match="two runs answer the paper's 'P-NOC'"):
         priors_report.claims_table(runs + [_run("P-NOC", 0, [1, 1, 1], [0.1, 0.1])])
+
+
+def test_the_held_out_threshold_is_chosen_on_the_held_out_split_and_applied_to_the_evaluated_one():
+    """The evaluated split's best threshold is 0.4 (an oracle); the held-out split's best is 0.2, so the held-out
+    number is the evaluated split's mIoU at 0.2, and the tables show it beside the oracle's."""
+    run = _run("CAM", 0, [1, 1, 1], [0.2, 0.4])
+    good = ConfusionMatrix(3).add_counts(np.diag([1, 1, 1]).astype(np.int64))
+    bad = ConfusionMatrix(3).add_counts(np.full((3, 3), 5, dtype=np.int64))
+    heldout = SweepResult.from_confusion([0.2, 0.4], [good, bad], NAMES, num_images=2)  # best at 0.2 here
+    run = dataclasses.replace(run, heldout=heldout, heldout_split="val")
+    assert run.sweep.best_threshold == 0.4 and run.heldout_threshold == 0.2
+    assert run.heldout_miou == pytest.approx(run.sweep.scores(0).miou) and run.heldout_miou < run.sweep.best.miou
+    summary = run.summary()
+    assert summary["TTA mIoU (%)"] == pytest.approx(100.0)
+    assert summary["TTA mIoU, held-out threshold (%)"] == pytest.approx(100 * run.sweep.scores(0).miou)
+    table = priors_report.method_table([run, dataclasses.replace(run, seed=1)]).set_index("method")
+    assert table.loc["CAM", "TTA mIoU, held-out threshold (%)"] == pytest.approx(100 * run.sweep.scores(0).miou)
+    assert table.loc["CAM", "held-out SD"] == 0.0
+    off_grid = SweepResult.from_confusion([0.3, 0.5], [good, bad], NAMES, num_images=2)
+    with pytest.raises(ValueError, match="not on the sweep's grid"):
+        dataclasses.replace(run, heldout=off_grid).heldout_miou

@@ -229,7 +229,7 @@ def _refinement(ctx, cfg, priors, saliency):
     from wsss_lib.stages.refinement import run_refinement
 
     return run_refinement(ctx, cfg.affinity, priors, saliency, eval_splits=("train", "val"), labels=cfg.labels,
-                          walk=cfg.walk, pseudo=cfg.pseudo, workers=2, progress=False)
+                          walk=cfg.walk, pseudo=cfg.pseudo, heldout_split="val", workers=2, progress=False)
 
 
 def test_refinement_rows_record_reload_and_score(refinement_ctx):
@@ -249,8 +249,18 @@ def test_refinement_rows_record_reload_and_score(refinement_ctx):
             assert [p.stem for p in pngs] == sorted(dataset.ids) and all(Image.open(p).mode == "P" for p in pngs)
             assert 0 < result.masks_confusion.scores().miou <= 1
     table = table7([conventional, aware])
-    assert list(table["row"]) == ["CAM (conventional labels)", "CAM + C2AM"]
-    assert {"train: priors", "val: RW (oracle t)", "val: pseudo-masks"} <= set(table.columns)
+    assert list(table["row"]) == ["CAM (conventional labels)"] * 2 + ["CAM + C2AM"] * 2
+    assert list(table["split"]) == ["train", "val"] * 2 and (table["seeds"] == 1).all()
+    assert {"priors", "RW (oracle t)", "pseudo-masks", "priors SD"} <= set(table.columns)
+    # the held-out threshold: train's numbers at the thresholds chosen on val, beside the oracle's (none for val)
+    heldout = conventional.splits["train"].heldout
+    walked_val = conventional.splits["val"].walked_sweep
+    assert heldout.split == "val" and heldout.walked_threshold == walked_val.best_threshold
+    assert heldout.walked_miou <= 100 * conventional.splits["train"].walked_sweep.best.miou + 1e-9
+    assert conventional.splits["val"].heldout is None
+    row = table[(table["row"] == "CAM (conventional labels)") & (table["split"] == "train")].iloc[0]
+    assert row["RW (held-out t)"] == pytest.approx(heldout.walked_miou)
+    assert row["pseudo-masks (held-out t)"] == pytest.approx(100 * heldout.masks_confusion.scores().miou)
     assert label_quality_table([conventional, aware])["confident pixels"].between(0, 100).all()
     records = load_refinement_runs(ctx)
     assert {r["label"] for r in records} == {"CAM (conventional labels)", "CAM + C2AM"}

@@ -24,7 +24,7 @@ parameter path                         dry-run value
                                        crop); ``*.train.eval.size`` 64
 ``*.backbone.weights``                 ``timm`` (a hub download) becomes ``none``: the profile's architectures with
                                        random weights, **only because --dry-run says so** (a real run never falls back)
-``runtime.num_workers``, ``crf_workers`` at most 2
+``runtime.num_workers``, ``runtime.crf_workers`` at most 2
 ``n_samples``                          at most 2 (figure grids)
 ``tta.scales``, ``inference.scales``   the smallest and the largest (the multi-scale path runs; 2 scales instead of 4)
 ``rib.steps``, ``rib.batch_size``      1 step of batch 2 (with RIB's crop capped by ``*.crop_size``)
@@ -81,7 +81,7 @@ def _two_scales(value: Any) -> Any:
 CAPS: dict[str, Callable[[Any], Any]] = {
     "seeds": _first,
     "n_samples": _at_most(2),
-    "crf_workers": _at_most(2),
+    "runtime.crf_workers": _at_most(2),
     "runtime.num_workers": _at_most(2),
     "*.train.epochs": lambda v: 1,
     "segmentation.iterations": _at_most(2),

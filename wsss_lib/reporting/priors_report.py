@@ -16,13 +16,14 @@ import torch
 import torch.nn.functional as F
 
 from wsss_lib.data.stats import group_statistics, property_correlations
+from wsss_lib.evaluation import seeds
 from wsss_lib.evaluation.pathology import group_error_breakdown
 from wsss_lib.formats.cam_io import cam_path, load_cam
 from wsss_lib.methods.erasing import class_maps, soft_erasure_mask
 from wsss_lib.models.cam import CAMClassifier
 from wsss_lib.reporting.figures import colorize_mask
 from wsss_lib.reporting.literature import load_literature
-from wsss_lib.stages.priors import PriorsRun, paper_label
+from wsss_lib.stages.priors import HELDOUT_MIOU, PriorsRun, paper_label
 
 __all__ = ["group_runs", "epoch_table", "literature_epoch_table", "class_iou_frame", "class_group_tables",
            "mean_sweep_tables", "priors_grid_figure", "erasure_view_figure"]
@@ -44,8 +45,13 @@ def method_table(runs: Sequence[PriorsRun]) -> pd.DataFrame:
     for label, group in group_runs(runs).items():
         summaries = pd.DataFrame([r.summary() for r in group]).drop(columns=["method", "seed", "images"])
         miou = summaries.pop("TTA mIoU (%)")
-        rows.append({"method": label, "seeds": len(group), "TTA mIoU (%)": miou.mean(),
-                     "SD": miou.std(ddof=1) if len(group) > 1 else float("nan"), **summaries.mean().to_dict()})
+        row = {"method": label, "seeds": len(group), "TTA mIoU (%)": miou.mean(),
+               "SD": miou.std(ddof=1) if len(group) > 1 else float("nan")}
+        if HELDOUT_MIOU in summaries:  # the threshold chosen on the held-out split, beside the oracle's
+            heldout = summaries.pop(HELDOUT_MIOU)
+            row.update({HELDOUT_MIOU: heldout.mean(),
+                        "held-out SD": heldout.std(ddof=1) if len(group) > 1 else float("nan")})
+        rows.append({**row, **summaries.mean().to_dict()})
     return pd.DataFrame(rows)
 
 
@@ -237,46 +243,42 @@ def erasure_view_figure(dataset, generator: CAMClassifier, ordinary: CAMClassifi
     return fig
 
 
-def _verdict(gap: float, gap_sd: float, paper_gap: float) -> str:
-    """``single seed`` (no SD: undetermined), ``tie`` (our gap under 2 SD), ``no paper value``, else ``agrees`` or
-    ``disagrees``: the sign of our gap against the paper's (a paper gap of exactly 0 counts as disagreeing with
-    a 2-SD gap of ours)."""
-    if np.isnan(gap_sd):
-        return "single seed"
-    if abs(gap) < 2 * gap_sd:
-        return "tie"
-    if np.isnan(paper_gap):
-        return "no paper value"
-    return "agrees" if np.sign(gap) == np.sign(paper_gap) else "disagrees"
-
-
-def _gap(ours: pd.DataFrame, lit: pd.Series, method: str, baseline: str) -> dict[str, float | str]:
-    """Our gap ``method - baseline`` (means over seeds; SD of the gap = sqrt(SD_a² + SD_b²), seeds independent),
-    the paper's gap (NaN where its Table 2 lacks either method) and the :func:`_verdict`."""
-    gap = ours.loc[method, "TTA mIoU (%)"] - ours.loc[baseline, "TTA mIoU (%)"]
-    gap_sd = float(np.hypot(ours.loc[method, "SD"], ours.loc[baseline, "SD"]))
-    paper_gap = lit.get(paper_label(method), np.nan) - lit.get(paper_label(baseline), np.nan)
-    return {"gap": gap, "gap_sd": gap_sd, "paper_gap": paper_gap, "verdict": _verdict(gap, gap_sd, paper_gap)}
+def _by_seed(runs: Sequence[PriorsRun], value: str = "oracle") -> dict[str, dict[int, float]]:
+    """label -> seed -> TTA mIoU (%) at the oracle threshold (``value="oracle"``) or the held-out one."""
+    column = "TTA mIoU (%)" if value == "oracle" else HELDOUT_MIOU
+    out: dict[str, dict[int, float]] = {}
+    for run in runs:
+        out.setdefault(run.label, {})[run.seed] = float(run.summary().get(column, float("nan")))
+    return out
 
 
 def ranking_table(runs: Sequence[PriorsRun], backbone: str = "ResNeSt-269", reference: str = "CAM") -> pd.DataFrame:
     """Our ranking beside the paper's (Table 2 TTA mIoU, literature): per method our mean and SD over seeds, the gap
-    to ``reference`` (SD of the gap = sqrt(SD_a² + SD_b²), seeds independent), the paper's value and gap, and
-    ``verdict``: ``agrees`` (same sign, our gap at least 2 SD), ``tie`` (our gap under 2 SD), ``single seed`` (no
-    SD: undetermined), ``disagrees`` (opposite sign, at least 2 SD). Methods the paper's Table 2 lacks get no paper
-    columns."""
+    to ``reference`` under the study's primary rule (SD of the gap = sqrt(SD_a² + SD_b²);
+    :mod:`wsss_lib.evaluation.seeds`), the paper's value and gap, and ``verdict``: ``agrees`` (same sign, our gap at
+    least 2 SD), ``tie`` (our gap under 2 SD), ``single seed`` (no SD: undetermined), ``disagrees`` (opposite sign, at
+    least 2 SD). Beside it, as sensitivities: the gap paired by seed, and (where the runs have a held-out sweep) the
+    gap at the threshold chosen on the held-out split. Methods the paper's Table 2 lacks get no paper columns."""
     ours = method_table(runs).set_index("method")
     lit = literature_epoch_table(backbone).set_index("method")["TTA"]
     if reference not in ours.index:
         raise KeyError(f"no run of the reference method {reference!r}; methods: {list(ours.index)}")
+    oracle, heldout = _by_seed(runs), _by_seed(runs, "heldout")
+    has_heldout = all(HELDOUT_MIOU in r.summary() for r in runs)
     rows = []
     for method, row in ours.iterrows():
-        g = _gap(ours, lit, method, reference)
-        rows.append({"method": method, "seeds": int(row["seeds"]), "ours (%)": row["TTA mIoU (%)"], "SD": row["SD"],
-                     f"ours - {reference}": g["gap"], "SD of gap": g["gap_sd"],
-                     "paper (%)": lit.get(paper_label(method), np.nan),
-                     f"paper - {reference}": g["paper_gap"],
-                     "verdict": "reference" if method == reference else g["verdict"]})
+        paper_gap = lit.get(paper_label(method), np.nan) - lit.get(paper_label(reference), np.nan)
+        c = seeds.compare(oracle[method], oracle[reference], paper_gap)
+        out = {"method": method, "seeds": int(row["seeds"]), "ours (%)": row["TTA mIoU (%)"], "SD": row["SD"],
+               f"ours - {reference}": c.gap, "SD of gap": c.gap_sd, "paper (%)": lit.get(paper_label(method), np.nan),
+               f"paper - {reference}": paper_gap, "verdict": "reference" if method == reference else c.verdict,
+               "paired gap": c.paired_gap, "paired SD": c.paired_sd,
+               "paired verdict": "reference" if method == reference else c.paired_verdict}
+        if has_heldout:
+            h = seeds.compare(heldout[method], heldout[reference], paper_gap)
+            out.update({f"held-out: ours - {reference}": h.gap, "held-out: SD of gap": h.gap_sd,
+                        "held-out verdict": "reference" if method == reference else h.verdict})
+        rows.append(out)
     return pd.DataFrame(rows)
 
 
@@ -293,22 +295,21 @@ ingredient (P-OC is P-NOC with a frozen ordinary classifier)."""
 
 def claims_table(runs: Sequence[PriorsRun], backbone: str = "ResNeSt-269",
                  claims: Sequence[tuple[str, str, str]] = PAPER_CLAIMS) -> pd.DataFrame:
-    """Each of the paper's step-by-step ``claims`` with both methods run: our gap (method - baseline, mean over
-    seeds, SD of the gap as in :func:`ranking_table`) beside the paper's (Table 2 TTA, literature; the paper gives
-    means of 3 runs without SD, so its own gaps carry no error bar) and the same ``verdict`` rule."""
-    columns = ["claim", "method", "baseline", "ours (gap)", "SD of gap", "paper (gap)", "verdict"]
-    if not runs:
-        return pd.DataFrame(columns=columns)
-    ours = method_table(runs).set_index("method")
+    """Each of the paper's step-by-step ``claims`` with both methods run (:func:`wsss_lib.evaluation.seeds.claims_frame`:
+    both means and SDs over seeds, our gap and verdict under the primary rule, the paired sensitivity) beside the
+    paper's values (Table 2 TTA, literature; the paper gives means of 3 runs without SD, so its own gaps carry no
+    error bar). A label with a recipe note answers the paper's name (``"P-NOC (OC lr 0.1x)"`` for ``"P-NOC"``)."""
     lit = literature_epoch_table(backbone).set_index("method")["TTA"]
-    named = _ours_by_paper_label(ours.index)
-    rows = []
-    for method, baseline, claim in claims:
-        if method in named and baseline in named:
-            mine, base = named[method], named[baseline]
-            g = _gap(ours, lit, mine, base)
-            rows.append(dict(zip(columns, (claim, mine, base, g["gap"], g["gap_sd"], g["paper_gap"], g["verdict"]))))
-    return pd.DataFrame(rows, columns=columns)
+    named = _ours_by_paper_label(list(group_runs(runs)))
+    rows = [(claim, named[m], named[b], lit.get(m, np.nan), lit.get(b, np.nan))
+            for m, b, claim in claims if m in named and b in named]
+    return seeds.claims_frame(rows, _by_seed(runs))
+
+
+def claims_sentences(table: pd.DataFrame) -> list[str]:
+    """The :func:`claims_table` in plain words, one sentence per claim (:func:`wsss_lib.evaluation.seeds.claim_sentences`):
+    the same direction as the paper's, not reproduced (a tie), reversed, or undetermined, whatever the outcome."""
+    return seeds.claim_sentences(table)
 
 
 def _ours_by_paper_label(labels: Sequence[str]) -> dict[str, str]:
@@ -325,19 +326,6 @@ def _ours_by_paper_label(labels: Sequence[str]) -> dict[str, str]:
 
 def _gap_text(gap: float, gap_sd: float) -> str:
     return f"{gap:+.1f} ± {gap_sd:.1f} points" if np.isfinite(gap_sd) else f"{gap:+.1f} points (one seed, no SD)"
-
-
-def claims_sentences(table: pd.DataFrame) -> list[str]:
-    """The :func:`claims_table` in plain words, one sentence per claim: the same direction as the paper's, not
-    reproduced (a tie), reversed, or undetermined (a single seed), whatever the outcome."""
-    words = {"agrees": "the same direction as the paper's, by at least 2 SD",
-             "tie": "not reproduced here: a tie (under 2 SD)",
-             "disagrees": "reversed here (the opposite direction, by at least 2 SD)",
-             "single seed": "undetermined: a single seed has no SD",
-             "no paper value": "the paper has no value to compare"}
-    return [f"The paper: {row['claim']} ({row['method']} vs {row['baseline']}: {row['paper (gap)']:+.1f} points). "
-            f"Ours: {_gap_text(row['ours (gap)'], row['SD of gap'])}, {words[row['verdict']]}."
-            for row in table.to_dict("records")]
 
 
 def ranking_sentences(table: pd.DataFrame, reference: str = "CAM") -> list[str]:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from wsss_lib.data.stats import group_statistics
+from wsss_lib.evaluation.seeds import summarize
 from wsss_lib.formats.cam_io import cam_path, load_cam
 from wsss_lib.formats.masks import load_affinity_labels
 from wsss_lib.refinement.affinity_labels import coarse_affinity_labels
@@ -18,7 +19,8 @@ from wsss_lib.reporting.literature import load_literature
 from wsss_lib.stages.priors import METHOD_LABELS
 from wsss_lib.stages.refinement import RefinementRun
 
-__all__ = ["table7", "literature_table7", "label_quality_table", "figure5", "rw_class_effect", "rw_group_effect"]
+__all__ = ["table7", "table7_per_seed", "table7_by_seed", "literature_table7", "label_quality_table", "figure5",
+           "rw_class_effect", "rw_group_effect"]
 
 
 def _flags(run: RefinementRun) -> dict[str, object]:
@@ -27,19 +29,50 @@ def _flags(run: RefinementRun) -> dict[str, object]:
             "+NOC": base == METHOD_LABELS["pnoc"]}
 
 
-def table7(runs: Sequence[RefinementRun]) -> pd.DataFrame:
-    """One row per refinement run; per evaluation split the mIoU (%) of the priors (oracle background threshold,
-    no CRF), of the walked maps (oracle threshold, no CRF) and of the pseudo-masks (the run's threshold + CRF)."""
+ORACLE_COLUMNS = ("priors", "RW (oracle t)", "pseudo-masks")
+"""Table 7's numbers at the oracle threshold (the paper's protocol; the pseudo-masks at the run's threshold)."""
+HELDOUT_COLUMNS = ("priors (held-out t)", "RW (held-out t)", "pseudo-masks (held-out t)")
+"""The same numbers at the thresholds chosen on the held-out split."""
+
+
+def table7_per_seed(runs: Sequence[RefinementRun]) -> pd.DataFrame:
+    """One row per refinement run (row and seed) and evaluation split: the mIoU (%) of the priors (oracle background
+    threshold, no CRF), of the walked maps (oracle threshold, no CRF) and of the pseudo-masks (the run's threshold
+    + CRF), and, where the run has a held-out split, the same at the thresholds chosen there."""
     rows = []
     for run in runs:
-        row = {"row": run.label, **_flags(run), "saliency": run.saliency or "-",
-               "pseudo-mask threshold": run.pseudo_threshold}
         for split, result in run.splits.items():
-            row[f"{split}: priors"] = 100 * result.priors_sweep.best.miou
-            row[f"{split}: RW (oracle t)"] = 100 * result.walked_sweep.best.miou
-            row[f"{split}: pseudo-masks"] = 100 * result.masks_confusion.scores().miou
-        rows.append(row)
+            row = {"row": run.label, **_flags(run), "saliency": run.saliency or "-", "split": split, "seed": run.seed,
+                   "pseudo-mask threshold": run.pseudo_threshold,
+                   "priors": 100 * result.priors_sweep.best.miou,
+                   "RW (oracle t)": 100 * result.walked_sweep.best.miou,
+                   "pseudo-masks": 100 * result.masks_confusion.scores().miou}
+            if result.heldout is not None:
+                row.update({"held-out split": result.heldout.split,
+                            "priors (held-out t)": result.heldout.priors_miou,
+                            "RW (held-out t)": result.heldout.walked_miou,
+                            "pseudo-masks (held-out t)": 100 * result.heldout.masks_confusion.scores().miou})
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def table7(runs: Sequence[RefinementRun]) -> pd.DataFrame:
+    """Table 7: :func:`table7_per_seed` as mean and SD over seeds, one row per refinement row and split."""
+    per_seed = table7_per_seed(runs)
+    if not len(per_seed):
+        return per_seed
+    values = [c for c in (*ORACLE_COLUMNS, *HELDOUT_COLUMNS, "pseudo-mask threshold") if c in per_seed]
+    return summarize(per_seed, ["row", "method", "+LS", "+C2AM-H", "+NOC", "saliency", "split"], values)
+
+
+def table7_by_seed(runs: Sequence[RefinementRun]) -> dict[str, dict[int, float]]:
+    """``"<row> / <split>: <column>"`` -> seed -> mIoU (%): the rows the paper's claims compare."""
+    out: dict[str, dict[int, float]] = {}
+    for row in table7_per_seed(runs).to_dict("records"):
+        for column in (*ORACLE_COLUMNS, *HELDOUT_COLUMNS):
+            if column in row and row[column] == row[column]:
+                out.setdefault(f"{row['row']} / {row['split']}: {column}", {})[int(row["seed"])] = row[column]
+    return out
 
 
 def literature_table7() -> pd.DataFrame:
@@ -58,13 +91,16 @@ def label_quality_table(runs: Sequence[RefinementRun]) -> pd.DataFrame:
         total = counts.sum()
         confident = total - unassigned.sum()
         objects = counts[1:].sum()
-        rows.append({"row": run.label, "labels": "saliency-aware" if run.saliency else "conventional",
+        rows.append({"row": run.label, "labels": "saliency-aware" if run.saliency else "conventional", "seed": run.seed,
                      "confident pixels": 100 * confident / max(total, 1),
                      "accuracy of confident pixels": 100 * np.trace(matrix) / max(confident, 1),
                      "object pixels labelled background": 100 * matrix[1:, 0].sum() / max(objects, 1),
                      "uncertain object pixels": 100 * unassigned[1:].sum() / max(objects, 1),
                      "label mIoU (uncertain = miss)": 100 * cm.scores().miou})
-    return pd.DataFrame(rows)
+    per_seed = pd.DataFrame(rows)
+    if not rows:
+        return per_seed
+    return summarize(per_seed, ["row", "labels"], [c for c in per_seed.columns if c not in ("row", "labels", "seed")])
 
 
 def _show_labels(ax, labels: np.ndarray) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 from wsss_lib.data.saliency import hint_map
 from wsss_lib.data.stats import group_statistics
 from wsss_lib.evaluation.confusion import ConfusionMatrix
+from wsss_lib.evaluation.seeds import summarize
 from wsss_lib.formats.saliency_io import load_saliency, saliency_path
 from wsss_lib.reporting.figures import colorize_mask
 from wsss_lib.reporting.literature import load_literature
@@ -32,34 +33,49 @@ GT = "GT"
 
 @dataclass(frozen=True)
 class SaliencyScores:
-    """Table 6 as measured, and the confusion matrices behind it: ``confusion[(saliency, priors, column)]``
-    with ``column`` in ``{"P.", "R."}`` and ``priors`` a priors label or ``"GT"``."""
+    """Table 6 as measured: ``table`` (mean and SD over seeds per saliency and priors), ``per_seed`` (one row per
+    seed) and the confusion matrices behind them, ``confusion[(saliency, priors, column, seed)]`` with ``column`` in
+    ``{"P.", "R."}`` and ``priors`` a priors label or ``"GT"``."""
 
     table: pd.DataFrame
-    confusion: dict[tuple[str, str, str], ConfusionMatrix]
+    per_seed: pd.DataFrame
+    confusion: dict[tuple[str, str, str, int], ConfusionMatrix]
+
+    def by_seed(self) -> dict[str, dict[int, float]]:
+        """``"<saliency> / <priors> / <P. or R.>"`` -> seed -> mIoU (%): the rows the paper's claims compare
+        (:func:`wsss_lib.evaluation.seeds.claims_frame`)."""
+        out: dict[str, dict[int, float]] = {}
+        for row in self.per_seed.to_dict("records"):
+            for column in ("P.", "R."):
+                out.setdefault(f"{row['saliency']} / {row['priors']} / {column}", {})[int(row["seed"])] = row[column]
+        return out
 
 
 def table6(ctx: RunContext, runs: Sequence[SaliencyRun], priors: Sequence[PriorsRun], dataset_cfg, split: str,
            salient_threshold: float = 0.5, progress: bool = True) -> SaliencyScores:
     """One row per (saliency run, priors): mIoU (%) of the pseudo-segmentation with the pseudo-saliency masks
-    ("P.") and with the detector's saliency ("R."); ``priors alone`` is the priors' own mIoU at their oracle
-    threshold (the gain saliency brings is the difference); ``GT`` rows use the ground-truth-prior protocol."""
+    ("P.") and with the detector's saliency ("R."), mean and SD over seeds (a saliency run of seed *s* is combined
+    with the priors runs of seed *s*); ``priors alone`` is the priors' own mIoU at their oracle threshold (the gain
+    saliency brings is the difference); ``GT`` rows use the ground-truth-prior protocol."""
     rows, confusion = [], {}
     for run in runs:
         backbone = run.c2am.config.backbone.name
-        for prior in [*priors, None]:
+        for prior in [*[p for p in priors if p.seed == run.seed], None]:
             name = prior.label if prior is not None else GT
-            row = {"method": "C2AM-H" if run.hints else "C2AM", "saliency backbone": backbone,
-                   "hints": run.hints or "-", "priors": name,
+            row = {"method": "C2AM-H" if run.hints else "C2AM", "saliency": run.label, "saliency backbone": backbone,
+                   "hints": run.hints or "-", "priors": name, "seed": run.seed,
                    "priors alone": 100 * prior.sweep.best.miou if prior is not None else np.nan}
             for column, maps in (("P.", run.pseudo), ("R.", run.refined)):
                 cm = saliency_score_stage(ctx, maps, dataset_cfg, split, "gt" if prior is None else "priors",
                                           prior.cams if prior is not None else None, salient_threshold,
                                           progress=progress)
-                confusion[(run.label, name, column)] = cm
+                confusion[(run.label, name, column, run.seed)] = cm
                 row[column] = 100 * cm.scores().miou
             rows.append(row)
-    return SaliencyScores(pd.DataFrame(rows), confusion)
+    per_seed = pd.DataFrame(rows)
+    table = summarize(per_seed, ["method", "saliency", "saliency backbone", "hints", "priors"],
+                      ["priors alone", "P.", "R."]) if rows else per_seed
+    return SaliencyScores(table, per_seed, confusion)
 
 
 def literature_table6() -> pd.DataFrame:
@@ -68,10 +84,11 @@ def literature_table6() -> pd.DataFrame:
 
 
 def class_effect_table(scores: SaliencyScores, run_label: str, prior: PriorsRun) -> pd.DataFrame:
-    """Per-class IoU (%) of ``prior`` alone (oracle threshold) and with the saliency of ``run_label`` (P., R.)."""
+    """Per-class IoU (%) of ``prior`` alone (oracle threshold) and with the saliency of ``run_label`` of the same
+    seed (P., R.)."""
     frame = pd.DataFrame({"class": prior.sweep.class_names, f"{prior.label} alone": 100 * prior.sweep.best.iou})
     for column in ("P.", "R."):
-        iou = scores.confusion[(run_label, prior.label, column)].scores().iou
+        iou = scores.confusion[(run_label, prior.label, column, prior.seed)].scores().iou
         frame[f"+ {run_label} {column}"] = 100 * iou
         frame[f"gain {column}"] = frame[f"+ {run_label} {column}"] - frame[f"{prior.label} alone"]
     return frame

@@ -10,36 +10,55 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from wsss_lib.evaluation.seeds import summarize
 from wsss_lib.formats.masks import IGNORE_INDEX, load_mask
 from wsss_lib.reporting.figures import colorize_mask
 from wsss_lib.reporting.literature import load_literature
 from wsss_lib.stages.segmentation import GROUND_TRUTH, SegmentationRun
 
-__all__ = ["results_table", "class_iou_table", "literature_table10", "prediction_grid", "overlay_grid"]
+__all__ = ["results_table", "results_per_seed", "results_by_seed", "class_iou_table", "literature_table10",
+           "prediction_grid", "overlay_grid"]
+
+
+def results_per_seed(runs: Sequence[SegmentationRun]) -> pd.DataFrame:
+    """One row per network (training source and seed): its training masks' mIoU on the training split (not scored
+    for the ground truth itself) and its mIoU (%) on the evaluation split before and after the CRF."""
+    return pd.DataFrame([{
+        "network": run.label, "training masks": run.source, "seed": run.seed,
+        "training masks mIoU": 100 * run.masks_confusion.scores().miou if run.masks_confusion else np.nan,
+        "mIoU before CRF": 100 * run.confusion_before_crf.scores().miou if run.confusion_before_crf else np.nan,
+        "mIoU": 100 * run.confusion.scores().miou} for run in runs])
 
 
 def results_table(runs: Sequence[SegmentationRun]) -> pd.DataFrame:
-    """One row per network: its training masks and their mIoU on the training split (not scored for the ground
-    truth itself), and its mIoU (%) on the evaluation split before and after the CRF, also as a share of the fully
-    supervised network's (when run)."""
-    reference = next((100 * r.confusion.scores().miou for r in runs if r.source == GROUND_TRUTH), None)
-    rows = []
+    """One row per network (training source): :func:`results_per_seed` as mean and SD over seeds, and the mean mIoU
+    as a share of the fully supervised network's (when run)."""
+    per_seed = results_per_seed(runs)
+    if not len(per_seed):
+        return per_seed
+    table = summarize(per_seed, ["network", "training masks"], ["training masks mIoU", "mIoU before CRF", "mIoU"])
+    reference = table.loc[table["training masks"] == GROUND_TRUTH, "mIoU"]
+    table["% of fully supervised"] = 100 * table["mIoU"] / reference.iloc[0] if len(reference) else np.nan
+    return table
+
+
+def results_by_seed(runs: Sequence[SegmentationRun]) -> dict[str, dict[int, float]]:
+    """Training source -> seed -> mIoU (%) on the evaluation split: the rows the paper's claims compare."""
+    out: dict[str, dict[int, float]] = {}
     for run in runs:
-        miou = 100 * run.confusion.scores().miou
-        rows.append({"network": run.label, "training masks": run.source,
-                     "training masks mIoU": 100 * run.masks_confusion.scores().miou if run.masks_confusion else np.nan,
-                     "mIoU before CRF": 100 * run.confusion_before_crf.scores().miou if run.confusion_before_crf else np.nan,
-                     "mIoU": miou, "% of fully supervised": 100 * miou / reference if reference else np.nan})
-    return pd.DataFrame(rows)
+        out.setdefault(run.source, {})[run.seed] = 100 * run.confusion.scores().miou
+    return out
 
 
 def class_iou_table(runs: Sequence[SegmentationRun], class_names: Sequence[str]) -> pd.DataFrame:
-    """Table 10's layout: one row per network, the IoU (%) of every class (background first) and their mean."""
+    """Table 10's layout: one row per network (training source), the IoU (%) of every class (background first) and
+    their mean, each the mean over seeds."""
     rows = []
     for run in runs:
         iou = 100 * run.confusion.scores().iou
         rows.append({"network": run.label, **dict(zip(class_names, iou)), "mean": float(np.nanmean(iou))})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    return frame.groupby("network", sort=False).mean().reset_index() if rows else frame
 
 
 def literature_table10() -> pd.DataFrame:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from wsss_lib.data import dataset_family
+from wsss_lib.evaluation.seeds import mean_sd
 from wsss_lib.reporting.literature import load_literature
 from wsss_lib.reporting.priors_report import class_iou_frame, epoch_table
 from wsss_lib.stages.priors import PriorsRun
@@ -30,12 +31,23 @@ VOC's layout and protocol, every preset; its rows name the preset), Table 9 take
 _LITERATURE = {"table8": "pnoc_table8_voc_sota", "table9": "pnoc_table9_coco_sota"}
 
 
-def _ours(record: Mapping[str, Any], profile: str) -> dict[str, Any]:
+def _ours(records: Sequence[Mapping[str, Any]], profile: str) -> dict[str, Any]:
+    """Our row of one training source and model: the mean over its seeds' runs, with their SD and count."""
+    record = records[0]
+    mean, sd = mean_sd([r["miou"] for r in records])
     return {"method": record["source"], "supervision": record["supervision"], "backbone": record["backbone"],
-            "seg_model": record["model"], "val": record["miou"], "test": np.nan,
+            "seg_model": record["model"], "val": mean, "val SD": sd, "seeds": len(records), "test": np.nan,
             "numbers from": f"this code: profile {profile}, {record['dataset']} {record['eval_split']}",
             "note": (f"test split exported for the evaluation server ({record['test_export']}); its score comes "
                      "from the server" if record.get("test_export") else "")}
+
+
+def _grouped(records: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Records by (source, model, dataset, evaluation split), in order of appearance: one row of ours each."""
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["source"], r["model"], r["dataset"], r["eval_split"]), []).append(r)
+    return list(groups.values())
 
 
 def sota_table(table: str, records: Sequence[Mapping[str, Any]], expected: Sequence[Sequence[str]],
@@ -55,10 +67,10 @@ def sota_table(table: str, records: Sequence[Mapping[str, Any]], expected: Seque
              "note": " ".join(str(lit[k]) for k in ("pretraining", "server_report")
                               if k in lit and isinstance(lit[k], str))}
             for lit in literature.to_dict("records")]
-    ours = [r for r in records if dataset_family(r["dataset"]) in TABLE_DATASETS[table]]
+    ours = _grouped([r for r in records if dataset_family(r["dataset"]) in TABLE_DATASETS[table]])
     used: set[int] = set()
     for source, model in expected:
-        match = [i for i, r in enumerate(ours) if r["source"] == source and r["model"] == model]
+        match = [i for i, g in enumerate(ours) if g[0]["source"] == source and g[0]["model"] == model]
         if match:
             used.update(match)
             rows.extend(_ours(ours[i], profile) for i in match)
@@ -66,8 +78,15 @@ def sota_table(table: str, records: Sequence[Mapping[str, Any]], expected: Seque
             rows.append({"method": source, "supervision": "F" if source == GROUND_TRUTH else "I", "backbone": "",
                          "seg_model": model, "val": np.nan, "test": np.nan,
                          "numbers from": f"this code: no run yet in profile {profile}", "note": ""})
-    rows.extend(_ours(r, profile) for i, r in enumerate(ours) if i not in used)
-    return pd.DataFrame(rows).rename(columns={"supervision": "Sup.", "seg_model": "Seg.", "val": "Val", "test": "Test"})
+    rows.extend(_ours(g, profile) for i, g in enumerate(ours) if i not in used)
+    frame = pd.DataFrame(rows)
+    for column in ("val SD", "seeds"):  # ours only; literature rows have none
+        if column not in frame:
+            frame[column] = np.nan
+    frame = frame[["method", "supervision", "backbone", "seg_model", "val", "val SD", "seeds", "test", "numbers from",
+                   "note"]]
+    return frame.rename(columns={"supervision": "Sup.", "seg_model": "Seg.", "val": "Val", "val SD": "Val SD",
+                                 "test": "Test"})
 
 
 def _priors_split(run: PriorsRun) -> str:

@@ -165,14 +165,15 @@ def amn_stage_config(amn: AMNStageConfig, labels: StageDir, labels_label: str, s
 
 def run_amn(ctx: RunContext, classifier: ClassifierStageConfig, amn: AMNStageConfig, *, source: str = "CAM",
             labels: AffinityLabelConfig = AMN_LABELS, tta: TTAConfig = TTAConfig(), seed: int = 0, workers: int = 2,
-            notebook: str = "", progress: bool = True) -> PriorsRun:
+            notebook: str = "", heldout_split: str = "", progress: bool = True) -> PriorsRun:
     """IR labels from the CAMs of the recorded priors run ``source`` -> AMN (recipe ``amn``) -> its CAMs of the
-    evaluation split of ``classifier`` (the priors recipe: dataset, evaluation split) -> sweep -> record ``AMN``."""
+    evaluation split of ``classifier`` (the priors recipe: dataset, evaluation split) -> sweep -> record ``AMN``;
+    with ``heldout_split``, the same CAMs and sweep of that split too (the held-out threshold)."""
     found = find_priors_run(ctx, source, seed)
     trained_source = load_classifier_stage(ctx, found.classifier)
     eval_split, data = classifier.eval_split, classifier.dataset
     split_cams = {eval_split: found.cams}
-    for split in {amn.train_split, eval_split} - set(split_cams):
+    for split in {amn.train_split, eval_split, heldout_split} - set(split_cams) - {""}:
         split_cams[split] = infer_cams_stage(ctx, trained_source, split, tta, progress=progress)
     ir_labels = {split: affinity_labels_stage(ctx, cams, data, split, labels, progress=progress, workers=workers)
                  for split, cams in split_cams.items()}
@@ -181,27 +182,36 @@ def run_amn(ctx: RunContext, classifier: ClassifierStageConfig, amn: AMNStageCon
     cams = amn_cams_stage(ctx, trained, ir_labels[eval_split], eval_split, tta, progress=progress)
     sweep = sweep_stage_dir(ctx, cams, data, eval_split, progress=progress)
     regions = regions_stage_dir(ctx, cams, data, eval_split, sweep, progress=progress)
-    return record_run(ctx, "AMN", "amn", 0.0, seed, notebook, trained.stage, cams, sweep, regions)
+    heldout = None
+    if heldout_split and heldout_split != eval_split:
+        heldout_cams = amn_cams_stage(ctx, trained, ir_labels[heldout_split], heldout_split, tta, progress=progress)
+        heldout = sweep_stage_dir(ctx, heldout_cams, data, heldout_split, progress=progress)
+    return record_run(ctx, "AMN", "amn", 0.0, seed, notebook, trained.stage, cams, sweep, regions, heldout=heldout)
 
 
 def run_rib(ctx: RunContext, classifier: ClassifierStageConfig, rib: RIBConfig, *, source: str = "CAM",
-            tta: TTAConfig = TTAConfig(), seed: int = 0, notebook: str = "", progress: bool = True) -> PriorsRun:
+            tta: TTAConfig = TTAConfig(), seed: int = 0, notebook: str = "", heldout_split: str = "",
+            progress: bool = True) -> PriorsRun:
     """RIB (``rib``) on the classifier of the recorded priors run ``source`` -> CAMs of ``classifier``'s evaluation
-    split -> sweep -> record ``RIB``."""
+    split -> sweep -> record ``RIB``; with ``heldout_split``, that split's CAMs and sweep too."""
     found = find_priors_run(ctx, source, seed)
     trained_source = load_classifier_stage(ctx, found.classifier)
     eval_split, data = classifier.eval_split, classifier.dataset
     cams = rib_cams_stage(ctx, trained_source, eval_split, rib, tta, seed=seed, progress=progress)
     sweep = sweep_stage_dir(ctx, cams, data, eval_split, progress=progress)
     regions = regions_stage_dir(ctx, cams, data, eval_split, sweep, progress=progress)
-    return record_run(ctx, "RIB", "rib", 0.0, seed, notebook, found.classifier, cams, sweep, regions)
+    heldout = None
+    if heldout_split and heldout_split != eval_split:
+        heldout_cams = rib_cams_stage(ctx, trained_source, heldout_split, rib, tta, seed=seed, progress=progress)
+        heldout = sweep_stage_dir(ctx, heldout_cams, data, heldout_split, progress=progress)
+    return record_run(ctx, "RIB", "rib", 0.0, seed, notebook, found.classifier, cams, sweep, regions, heldout=heldout)
 
 
 def run_comparators(ctx: RunContext, classifier: ClassifierStageConfig, methods: list[str], seeds: list[int], *,
                     acr: ClassifierStageConfig | None = None, amn: AMNStageConfig = AMNStageConfig(),
                     amn_labels: AffinityLabelConfig = AMN_LABELS, amn_source: str = "CAM", rib: RIBConfig = RIBConfig(),
                     rib_source: str = "CAM", tta: TTAConfig = TTAConfig(), workers: int = 2, notebook: str = "",
-                    progress: bool = True) -> list[PriorsRun]:
+                    heldout_split: str = "", progress: bool = True) -> list[PriorsRun]:
     """Run (or load) the comparators named in ``methods`` (``"AMN"``, ``"RIB"``, ``"ACR"``) for each seed.
 
     ``classifier``: the priors recipe (dataset, evaluation split); ``acr``: ACR's classifier recipe (notebook 11's
@@ -216,11 +226,11 @@ def run_comparators(ctx: RunContext, classifier: ClassifierStageConfig, methods:
         if "ACR" in methods:
             # without an acr config: the priors recipe without its method's params, as build_parameter makes it
             runs.append(run_priors(ctx, acr or replace(classifier, method_params={}), "acr", tta=tta, seed=seed,
-                                   notebook=notebook, progress=progress))
+                                   notebook=notebook, heldout_split=heldout_split, progress=progress))
         if "AMN" in methods:
             runs.append(run_amn(ctx, classifier, amn, source=amn_source, labels=amn_labels, tta=tta, seed=seed,
-                                workers=workers, notebook=notebook, progress=progress))
+                                workers=workers, notebook=notebook, heldout_split=heldout_split, progress=progress))
         if "RIB" in methods:
             runs.append(run_rib(ctx, classifier, rib, source=rib_source, tta=tta, seed=seed, notebook=notebook,
-                                progress=progress))
+                                heldout_split=heldout_split, progress=progress))
     return runs

@@ -38,11 +38,24 @@ from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.records import read_records, relative, stage_from_record, write_record
 
 __all__ = ["OrdinaryConfig", "ordinary_config", "method_classifier", "PriorsRun", "method_label", "recipe_note",
-           "paper_label", "run_priors", "record_run", "find_priors_run", "load_priors_runs", "runs_table", "as_list"]
+           "paper_label", "run_priors", "run_priors_grid", "record_run", "find_priors_run", "load_priors_runs", "runs_table", "as_list"]
 
 METHOD_LABELS = {"cam": "CAM", "puzzle": "P", "occse": "OC-CSE", "poc": "P-OC", "pnoc": "P-NOC", "acr": "ACR", "amn": "AMN",
                  "rib": "RIB"}
 """Display names used in the paper's tables (P = Puzzle-CAM)."""
+
+
+HELDOUT_MIOU = "TTA mIoU, held-out threshold (%)"
+"""The summary column of the evaluation split's mIoU at the threshold chosen on the held-out split."""
+HELDOUT_THRESHOLD = "threshold (held-out)"
+
+
+def threshold_index(sweep: SweepResult, threshold: float) -> int:
+    """The index of ``threshold`` in ``sweep``'s grid (the held-out threshold must be one of the evaluated ones)."""
+    found = np.flatnonzero(np.isclose(np.asarray(sweep.thresholds, dtype=float), threshold))
+    if not found.size:
+        raise ValueError(f"threshold {threshold} is not on the sweep's grid {list(sweep.thresholds)}")
+    return int(found[0])
 
 
 def variant_label(name: str, label_smoothing: float) -> str:
@@ -126,6 +139,22 @@ class PriorsRun:
     sweep: SweepResult = field(repr=False)
     regions: np.ndarray | None = field(default=None, repr=False)
     """Region counts at the oracle threshold (``wsss_lib.evaluation.pathology``), where the data annotates regions."""
+    heldout: SweepResult | None = field(default=None, repr=False)
+    """The threshold sweep of the same classifier's CAMs of a held-out split (``heldout_split``, e.g. ``val``): its
+    best threshold, applied to the evaluation split, is the held-out (non-oracle) number."""
+    heldout_split: str = ""
+
+    @property
+    def heldout_threshold(self) -> float:
+        """The background threshold chosen on the held-out split (NaN without one)."""
+        return self.heldout.best_threshold if self.heldout is not None else float("nan")
+
+    @property
+    def heldout_miou(self) -> float:
+        """The evaluation split's mIoU at :attr:`heldout_threshold` (NaN without a held-out sweep)."""
+        if self.heldout is None:
+            return float("nan")
+        return self.sweep.scores(threshold_index(self.sweep, self.heldout_threshold)).miou
 
     def pathology(self) -> dict[str, float]:
         """Percentages at the oracle threshold: ``missed``, ``spill`` and ``confused`` (of the ground-truth
@@ -144,8 +173,11 @@ class PriorsRun:
 
     def summary(self) -> dict[str, Any]:
         best = self.sweep.best
+        heldout = {}
+        if self.heldout is not None:  # beside the oracle: the threshold chosen on the held-out split
+            heldout = {HELDOUT_MIOU: 100 * self.heldout_miou, HELDOUT_THRESHOLD: self.heldout_threshold}
         return {"method": self.label, "seed": self.seed, "TTA mIoU (%)": 100 * best.miou,
-                "best threshold (oracle)": self.sweep.best_threshold, "FPR (%)": 100 * best.mean_fp,
+                "best threshold (oracle)": self.sweep.best_threshold, **heldout, "FPR (%)": 100 * best.mean_fp,
                 "FNR (%)": 100 * best.mean_fn, **self.pathology(), "images": self.sweep.num_images}
 
     @property
@@ -163,9 +195,13 @@ class PriorsRun:
 def run_priors(ctx: RunContext, classifier: ClassifierStageConfig, method: str, *, tta: TTAConfig = TTAConfig(),
                ordinary: OrdinaryConfig = OrdinaryConfig(), label_smoothing: float = 0.0, seed: int = 0,
                method_params: Mapping[str, Any] | None = None, notebook: str = "",
-               trained_ordinary: TrainedClassifier | None = None, progress: bool = True, variant: str = "") -> PriorsRun:
+               trained_ordinary: TrainedClassifier | None = None, progress: bool = True, variant: str = "",
+               heldout_split: str = "") -> PriorsRun:
     """Train ``method`` (resumed or loaded when its stage exists), infer TTA CAMs of the evaluation split,
     sweep the background threshold, and record the run for notebook 06.
+
+    ``heldout_split`` (e.g. ``"val"``): also infer and sweep that split's CAMs; its best threshold, applied to the
+    evaluation split, is the run's held-out number beside the oracle one (:attr:`PriorsRun.heldout_miou`).
 
     ``variant``: the name of an explanatory variant (e.g. ``"P (alpha 0)"`` with ``method_params`` setting
     Puzzle's α to 0): recorded under that label instead of the method's (:func:`variant_label`).
@@ -185,21 +221,43 @@ def run_priors(ctx: RunContext, classifier: ClassifierStageConfig, method: str, 
     cams = infer_cams_stage(ctx, trained, cfg.eval_split, tta, progress=progress)
     sweep_dir = sweep_stage_dir(ctx, cams, cfg.dataset, cfg.eval_split, progress=progress)
     regions = regions_stage_dir(ctx, cams, cfg.dataset, cfg.eval_split, sweep_dir, progress=progress)
+    heldout = None
+    if heldout_split and heldout_split != cfg.eval_split:
+        heldout_cams = infer_cams_stage(ctx, trained, heldout_split, tta, progress=progress)
+        heldout = sweep_stage_dir(ctx, heldout_cams, cfg.dataset, heldout_split, progress=progress)
     note = recipe_note(cfg.method_config)
     label = (variant_label(variant, label_smoothing) + (f" ({note})" if note else "") if variant
              else method_label(method, label_smoothing, note))
-    return record_run(ctx, label, method, label_smoothing, seed, notebook, trained.stage, cams, sweep_dir, regions)
+    return record_run(ctx, label, method, label_smoothing, seed, notebook, trained.stage, cams, sweep_dir, regions,
+                      heldout=heldout)
+
+
+def run_priors_grid(ctx: RunContext, classifier: ClassifierStageConfig, method: str, *, label_smoothing: Any = 0.0,
+                    seeds: Any = 0, variants: Mapping[str, Mapping[str, Any]] | None = None, **kwargs: Any
+                    ) -> list[PriorsRun]:
+    """Every run of a priors notebook (01-05): :func:`run_priors` of ``method`` for each label smoothing and seed
+    (one value or a list each), then each named explanatory variant (``{"P (alpha 0)": {method_params}}``) for each
+    of them; ``kwargs`` go to every call (``tta``, ``ordinary``, ``notebook``, ``heldout_split``, ...)."""
+    grid = [(ls, seed) for ls in as_list(label_smoothing) for seed in as_list(seeds)]
+    runs = [run_priors(ctx, classifier, method, label_smoothing=ls, seed=seed, **kwargs) for ls, seed in grid]
+    runs += [run_priors(ctx, classifier, method, label_smoothing=ls, seed=seed, variant=name, method_params=params,
+                        **kwargs)
+             for name, params in (variants or {}).items() for ls, seed in grid]
+    return runs
 
 
 def record_run(ctx: RunContext, label: str, method: str, label_smoothing: float, seed: int, notebook: str,
-               classifier: StageDir, cams: StageDir, sweep_dir: StageDir, regions_dir: StageDir | None = None
-               ) -> PriorsRun:
+               classifier: StageDir, cams: StageDir, sweep_dir: StageDir, regions_dir: StageDir | None = None,
+               heldout: StageDir | None = None) -> PriorsRun:
     """Write the record ``runs/priors/<label>-seed<seed>.json`` of a finished run and return it loaded.
     ``classifier`` is the stage of the trained network the CAMs came from (its ``history.csv`` is read);
-    ``regions_dir`` the run's ``regions`` stage (:func:`regions_stage_dir`), where the data has one."""
+    ``regions_dir`` the run's ``regions`` stage (:func:`regions_stage_dir`), where the data has one; ``heldout`` the
+    sweep of a held-out split's CAMs (``run_priors(heldout_split=...)``)."""
     record = {"label": label, "method": method, "label_smoothing": float(label_smoothing), "seed": int(seed),
               "notebook": notebook, "classifier": relative(ctx, classifier), "cams": relative(ctx, cams),
-              "sweep": relative(ctx, sweep_dir), "regions": relative(ctx, regions_dir) if regions_dir else ""}
+              "sweep": relative(ctx, sweep_dir), "regions": relative(ctx, regions_dir) if regions_dir else "",
+              "heldout_sweep": relative(ctx, heldout) if heldout else "",
+              "heldout_split": heldout.config()["config"]["split"] if heldout else ""}
     write_record(ctx, "priors", f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}-seed{seed}", record)
     return _load_record(ctx, record)
 
@@ -216,14 +274,16 @@ def find_priors_run(ctx: RunContext, label: str, seed: int = 0) -> PriorsRun:
 def _load_record(ctx: RunContext, record: Mapping[str, Any]) -> PriorsRun:
     classifier, cams, sweep_dir = (stage_from_record(ctx, record[k], "the priors notebook that produced it")
                                    for k in ("classifier", "cams", "sweep"))
-    regions = None
+    regions = heldout = None
     if record.get("regions"):
         regions_dir = stage_from_record(ctx, record["regions"], "the priors notebook that produced it")
         regions = regions_dir.load_npz("region_counts.npz", ("counts",))["counts"]
+    if record.get("heldout_sweep"):
+        heldout = load_sweep(stage_from_record(ctx, record["heldout_sweep"], "the priors notebook that produced it"))
     return PriorsRun(label=record["label"], method=record["method"], label_smoothing=record["label_smoothing"],
                      seed=record["seed"], notebook=record.get("notebook", ""), classifier=classifier, cams=cams,
                      sweep_dir=sweep_dir, history=classifier.read_frame("history.csv"), sweep=load_sweep(sweep_dir),
-                     regions=regions)
+                     regions=regions, heldout=heldout, heldout_split=record.get("heldout_split", ""))
 
 
 def load_priors_runs(ctx: RunContext, labels: Sequence[str] | None = None) -> list[PriorsRun]:

@@ -42,7 +42,10 @@ class RuntimeConfig:
     devices: int = 1
     """Processes that train together (torchrun + DDP: GPUs, or CPU processes); ``wsss_lib.train.distributed``."""
     num_workers: int = 2
-    """DataLoader workers per process (and CPU workers of the per-image stages that use a pool)."""
+    """DataLoader workers per process."""
+    crf_workers: int = 2
+    """Processes of the per-image stages that run a pool (the dense CRFs of the affinity labels, pseudo-saliency,
+    pseudo-masks and segmentation predictions); not set into any training config."""
 
 
 def relative(ctx: RunContext, sd: StageDir | None) -> str:

@@ -39,7 +39,7 @@ from wsss_lib.stages import planning
 from wsss_lib.stages.classifier import load_sweep, sweep_stage_dir
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
-from wsss_lib.stages.priors import find_priors_run
+from wsss_lib.stages.priors import find_priors_run, threshold_index
 from wsss_lib.stages.records import (
     read_records,
     relative,
@@ -56,7 +56,7 @@ from wsss_lib.train.trainer import TrainConfig, seed_everything
 
 __all__ = ["AffinityStageConfig", "TrainedAffinity", "affinity_labels_stage", "train_affinity", "random_walk_stage",
            "pseudo_mask_stage", "mask_score_stage", "label_quality_stage", "PseudoMaskConfig", "RefinementRun",
-           "SplitResult", "refinement_label", "run_refinement", "load_refinement_runs"]
+           "SplitResult", "HeldOut", "refinement_label", "run_refinement", "load_refinement_runs"]
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,23 @@ class SplitResult:
     walked_sweep: SweepResult = field(repr=False)
     """The walked maps: oracle background threshold, no CRF."""
     masks_confusion: ConfusionMatrix = field(repr=False)
-    """The pseudo-masks (fixed threshold + CRF)."""
+    """The pseudo-masks (the run's threshold + CRF)."""
+    heldout: "HeldOut | None" = field(default=None, repr=False)
+    """The same numbers at the thresholds chosen on the held-out split (``run_refinement(heldout_split=...)``)."""
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A split's numbers at the background thresholds chosen on the held-out split (its own oracle there): the
+    priors' and the walked maps' mIoU at those thresholds, and pseudo-masks made at the walked maps' one."""
+
+    split: str
+    priors_threshold: float
+    walked_threshold: float
+    priors_miou: float
+    walked_miou: float
+    masks: StageDir
+    masks_confusion: ConfusionMatrix = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -236,6 +252,8 @@ class RefinementRun:
     label: str
     priors: str
     saliency: str
+    seed: int
+    """The chain's seed: the priors run, the saliency run and the affinity network's training all use it."""
     labels: StageDir
     train_cams: StageDir
     """The priors' CAMs of the training split the labels were made from."""
@@ -258,33 +276,40 @@ def _saliency_maps(ctx: RunContext, run: SaliencyRun, source: str, split: str, p
 
 
 def run_refinement(ctx: RunContext, affinity: AffinityStageConfig, priors: str, saliency: str = "", *,
-                   eval_splits: Sequence[str] = ("train", "val"), priors_seed: int = 0,
+                   eval_splits: Sequence[str] = ("train", "val"), seed: int = 0,
                    labels: AffinityLabelConfig = AffinityLabelConfig(), saliency_source: str = "detector",
                    walk: RandomWalkConfig = RandomWalkConfig(), pseudo: PseudoMaskConfig = PseudoMaskConfig(),
-                   workers: int = 2, progress: bool = True) -> RefinementRun:
+                   heldout_split: str = "", workers: int = 2, progress: bool = True) -> RefinementRun:
     """One Table 7 row: affinity labels (rule ``labels``; its mode follows ``saliency``) from the priors run ``priors``
     (and the saliency run ``saliency``, e.g. ``"C2AM-H (P-NOC+LS)"``; empty = conventional labels) on
     ``affinity.train_split``, the affinity network (recipe ``affinity``), the walk and the pseudo-masks of every
-    evaluation split, their scores; recorded for later notebooks."""
+    evaluation split, their scores; recorded for later notebooks.
+
+    ``seed``: the chain's seed (the priors and saliency runs of that seed; it replaces the affinity network's
+    ``train.seed``). ``heldout_split`` (one of ``eval_splits``, e.g. ``"val"``): every other split also gets its
+    numbers at the thresholds chosen on that split (:class:`HeldOut`), beside the oracle ones."""
     if saliency_source not in ("detector", "c2am"):
         raise ValueError(f"saliency_source must be 'detector' or 'c2am', got {saliency_source!r}")
+    if heldout_split and heldout_split not in eval_splits:
+        raise ValueError(f"heldout_split {heldout_split!r} must be one of the evaluation splits {list(eval_splits)}")
     data, train_split = affinity.dataset, affinity.train_split
-    priors_run = find_priors_run(ctx, priors, priors_seed)
+    priors_run = find_priors_run(ctx, priors, seed)
     train_cams = hint_cams_stage(ctx, priors_run, train_split, progress=progress)
     saliency_maps = None
     if saliency:
-        found = load_saliency_runs(ctx, [saliency])
+        found = load_saliency_runs(ctx, [saliency], seeds=[seed])
         if not found:
-            raise FileNotFoundError(f"no saliency run {saliency!r} is recorded under {ctx.work_dir / 'runs' / 'saliency'}; "
-                                    "run notebook 07 with that hint source first")
+            raise FileNotFoundError(f"no saliency run {saliency!r} of seed {seed} is recorded under "
+                                    f"{ctx.work_dir / 'runs' / 'saliency'}; run notebook 07 with that hint source "
+                                    "and seed first")
         saliency_maps = _saliency_maps(ctx, found[0], saliency_source, train_split, progress)
     label = refinement_label(priors, saliency)
     rule = replace(labels, mode="saliency" if saliency else "conventional")
     label_stage = affinity_labels_stage(ctx, train_cams, data, train_split, rule, saliency_maps, progress=progress,
                                         workers=workers)
     label_confusion = label_quality_stage(ctx, label_stage, data, train_split, progress=progress)
-    trained = train_affinity(ctx, replace(affinity, labels_key=label_stage.key, labels_label=label), label_stage,
-                             progress=progress)
+    cfg = replace(affinity, train=replace(affinity.train, seed=seed), labels_key=label_stage.key, labels_label=label)
+    trained = train_affinity(ctx, cfg, label_stage, progress=progress)
     walked, sweeps = {}, {}
     for split in eval_splits:
         cams = hint_cams_stage(ctx, priors_run, split, progress=progress)
@@ -296,26 +321,42 @@ def run_refinement(ctx: RunContext, affinity: AffinityStageConfig, priors: str, 
     splits = {}
     for split, (cams, rw) in walked.items():
         masks = pseudo_mask_stage(ctx, rw, data, split, threshold, pseudo.crf, progress=progress, workers=workers)
+        heldout = None
+        if heldout_split and split != heldout_split:
+            chosen_priors, chosen_walked = (sweep.best_threshold for sweep in sweeps[heldout_split])
+            heldout_masks = pseudo_mask_stage(ctx, rw, data, split, chosen_walked, pseudo.crf, progress=progress,
+                                              workers=workers)
+            heldout = HeldOut(heldout_split, chosen_priors, chosen_walked,
+                              100 * sweeps[split][0].scores(threshold_index(sweeps[split][0], chosen_priors)).miou,
+                              100 * sweeps[split][1].scores(threshold_index(sweeps[split][1], chosen_walked)).miou,
+                              heldout_masks, mask_score_stage(ctx, heldout_masks, data, split, progress=progress))
         splits[split] = SplitResult(split, cams, rw, masks, *sweeps[split],
-                                    mask_score_stage(ctx, masks, data, split, progress=progress))
-    write_record(ctx, "refinement", slug(label), {
-        "label": label, "priors": priors, "saliency": saliency, "labels": relative(ctx, label_stage),
-        "train_cams": relative(ctx, train_cams),
+                                    mask_score_stage(ctx, masks, data, split, progress=progress), heldout)
+    write_record(ctx, "refinement", f"{slug(label)}-seed{seed}", {
+        "label": label, "priors": priors, "saliency": saliency, "seed": int(seed),
+        "labels": relative(ctx, label_stage), "train_cams": relative(ctx, train_cams),
         "affinity": relative(ctx, trained.stage),
-        "splits": {s: {"cams": relative(ctx, r.cams), "walked": relative(ctx, r.walked), "masks": relative(ctx, r.masks)}
+        "splits": {s: {"cams": relative(ctx, r.cams), "walked": relative(ctx, r.walked), "masks": relative(ctx, r.masks),
+                       "heldout_masks": relative(ctx, r.heldout.masks) if r.heldout else ""}
                    for s, r in splits.items()},
         "pseudo_bg_threshold": float(threshold), "pseudo_threshold_from": pseudo.threshold_from,
-        "pseudo_crf": pseudo.crf})
-    return RefinementRun(label, priors, saliency, label_stage, train_cams, trained, label_confusion, splits,
+        "pseudo_crf": pseudo.crf, "heldout_split": heldout_split})
+    return RefinementRun(label, priors, saliency, seed, label_stage, train_cams, trained, label_confusion, splits,
                          float(threshold))
 
 
-def load_refinement_runs(ctx: RunContext, labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def load_refinement_runs(ctx: RunContext, labels: Sequence[str] | None = None,
+                         seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """The recorded refinement runs (their records, with every stage checked to be finished), optionally only
-    ``labels`` in that order; each has ``"masks"``: split -> the finished pseudo-mask :class:`StageDir`."""
-    records = read_records(ctx, "refinement")
+    ``labels`` in that order and only ``seeds``; each has ``"masks"``: split -> the finished pseudo-mask
+    :class:`StageDir`, and ``"seed"``."""
+    records = [{**r, "seed": int(r.get("seed", 0))} for r in read_records(ctx, "refinement")]
+    if seeds is not None:
+        records = [r for r in records if r["seed"] in set(seeds)]
     if labels is not None:
-        records = sorted((r for r in records if r["label"] in labels), key=lambda r: list(labels).index(r["label"]))
+        records = [r for r in records if r["label"] in labels]
+    order = {label: i for i, label in enumerate(labels or [])}
+    records = sorted(records, key=lambda r: (order.get(r["label"], len(order)), r["label"], r["seed"]))
     out = []
     for r in records:
         masks = {s: stage_from_record(ctx, v["masks"], "notebook 08") for s, v in r["splits"].items()}

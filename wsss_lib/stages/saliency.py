@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -283,6 +283,8 @@ class SaliencyRun:
 
     label: str
     hints: str
+    seed: int
+    """The chain's seed: the hints' priors run and every network trained here (C²AM(-H), the detector) use it."""
     c2am: TrainedSaliency = field(repr=False)
     detector: TrainedSaliency = field(repr=False)
     hint_cams: StageDir | None
@@ -295,21 +297,25 @@ class SaliencyRun:
 
 
 def run_saliency(ctx: RunContext, c2am: C2AMStageConfig, detector: DetectorStageConfig, hints: str = "", *,
-                 eval_split: str = "train", hints_seed: int = 0, tta: TTAConfig = TTAConfig(),
+                 eval_split: str = "train", seed: int = 0, tta: TTAConfig = TTAConfig(),
                  pseudo: PseudoSaliencyConfig = PseudoSaliencyConfig(), workers: int = 2,
                  progress: bool = True) -> SaliencyRun:
-    """Train C²AM (``hints=""``) or C²AM-H with hints from the priors run labelled ``hints`` (seed ``hints_seed``)
-    with the recipe ``c2am``, then everything down to the detector (recipe ``detector``, trained on the
-    pseudo-saliency of ``c2am.train_split``) and its saliency of ``eval_split``; record the run."""
+    """Train C²AM (``hints=""``) or C²AM-H with hints from the priors run labelled ``hints`` with the recipe ``c2am``,
+    then everything down to the detector (recipe ``detector``, trained on the pseudo-saliency of
+    ``c2am.train_split``) and its saliency of ``eval_split``; record the run.
+
+    ``seed``: the chain's seed: the hints come from the priors run of that seed, and C²AM(-H) and the detector train
+    with it (it replaces their ``train.seed``)."""
     train_split = c2am.train_split
     if detector.train_split != train_split:
         raise ValueError(f"the detector trains on the C2AM's pseudo-saliency of {train_split!r}, but its config says "
                          f"train_split {detector.train_split!r}")
     hint_cams = None
     if hints:
-        hint_cams = hint_cams_stage(ctx, find_priors_run(ctx, hints, hints_seed), train_split, progress=progress)
+        hint_cams = hint_cams_stage(ctx, find_priors_run(ctx, hints, seed), train_split, progress=progress)
     label = saliency_label(hints)
-    c2am_cfg = replace(c2am, hints_cams=hint_cams.key if hint_cams is not None else "", hints_label=hints)
+    c2am_cfg = replace(c2am, train=replace(c2am.train, seed=seed), hints_cams=hint_cams.key if hint_cams is not None
+                       else "", hints_label=hints)
     trained_c2am = train_c2am(ctx, c2am_cfg, hint_cams, progress=progress)
     per_split = {}
     for split in dict.fromkeys([train_split, eval_split]):
@@ -317,31 +323,40 @@ def run_saliency(ctx: RunContext, c2am: C2AMStageConfig, detector: DetectorStage
         per_split[split] = (maps, pseudo_saliency_stage(ctx, maps, c2am.dataset, split, pseudo.threshold, pseudo.crf,
                                                         progress=progress, workers=workers))
     train_pseudo = per_split[train_split][1]
-    trained_detector = train_detector(ctx, replace(detector, pseudo_key=train_pseudo.key, pseudo_label=label),
+    trained_detector = train_detector(ctx, replace(detector, train=replace(detector.train, seed=seed),
+                                                   pseudo_key=train_pseudo.key, pseudo_label=label),
                                       train_pseudo, progress=progress)
     refined = infer_saliency_stage(ctx, trained_detector, eval_split, tta.scales, tta.flip, progress=progress)
     saliency, pseudo_masks = per_split[eval_split]
-    write_record(ctx, "saliency", slug(label), {
-        "label": label, "hints": hints, "eval_split": eval_split, "c2am": relative(ctx, trained_c2am.stage),
-        "detector": relative(ctx, trained_detector.stage), "hint_cams": relative(ctx, hint_cams),
-        "saliency": relative(ctx, saliency), "pseudo": relative(ctx, pseudo_masks), "refined": relative(ctx, refined)})
-    return SaliencyRun(label, hints, trained_c2am, trained_detector, hint_cams, saliency, pseudo_masks, refined)
+    write_record(ctx, "saliency", f"{slug(label)}-seed{seed}", {
+        "label": label, "hints": hints, "seed": int(seed), "eval_split": eval_split,
+        "c2am": relative(ctx, trained_c2am.stage), "detector": relative(ctx, trained_detector.stage),
+        "hint_cams": relative(ctx, hint_cams), "saliency": relative(ctx, saliency), "pseudo": relative(ctx, pseudo_masks),
+        "refined": relative(ctx, refined)})
+    return SaliencyRun(label, hints, seed, trained_c2am, trained_detector, hint_cams, saliency, pseudo_masks, refined)
 
 
 def _stage(ctx: RunContext, rel: str) -> StageDir:
     return stage_from_record(ctx, rel, "notebook 07")
 
 
-def load_saliency_runs(ctx: RunContext, labels: list[str] | None = None) -> list[SaliencyRun]:
-    """The recorded saliency runs of this profile (optionally only ``labels``, in that order)."""
+def load_saliency_runs(ctx: RunContext, labels: list[str] | None = None,
+                       seeds: Sequence[int] | None = None) -> list[SaliencyRun]:
+    """The recorded saliency runs of this profile (optionally only ``labels``, in that order, and only ``seeds``),
+    ordered by label then seed."""
     records = read_records(ctx, "saliency")
+    if seeds is not None:
+        records = [r for r in records if int(r.get("seed", 0)) in set(seeds)]
     if labels is not None:
-        records = sorted((r for r in records if r["label"] in labels), key=lambda r: labels.index(r["label"]))
+        records = [r for r in records if r["label"] in labels]
+    order = {label: i for i, label in enumerate(labels or [])}
+    records = sorted(records, key=lambda r: (order.get(r["label"], len(order)), r["label"], int(r.get("seed", 0))))
     runs = []
     for r in records:
         c2am_sd, det_sd = _stage(ctx, r["c2am"]), _stage(ctx, r["detector"])
         c2am = _load_finished("c2am", from_dict(C2AMStageConfig, c2am_sd.config()["config"]), c2am_sd)
         detector = _load_finished("detector", from_dict(DetectorStageConfig, det_sd.config()["config"]), det_sd)
-        runs.append(SaliencyRun(r["label"], r["hints"], c2am, detector, _stage(ctx, r["hint_cams"]) if r["hint_cams"] else None,
+        runs.append(SaliencyRun(r["label"], r["hints"], int(r.get("seed", 0)), c2am, detector,
+                                _stage(ctx, r["hint_cams"]) if r["hint_cams"] else None,
                                 _stage(ctx, r["saliency"]), _stage(ctx, r["pseudo"]), _stage(ctx, r["refined"])))
     return runs

@@ -163,6 +163,8 @@ class SegmentationRun:
 
     label: str
     source: str
+    seed: int
+    """The chain's seed: the pseudo-masks' refinement run and DeepLab's training use it."""
     trained: TrainedSegmentation = field(repr=False)
     predictions: StageDir
     confusion: ConfusionMatrix = field(repr=False)
@@ -175,14 +177,15 @@ class SegmentationRun:
     test_export: StageDir | None = None
 
 
-def _training_masks(ctx: RunContext, source: str, split: str) -> tuple[StageDir | None, dict[str, Any]]:
+def _training_masks(ctx: RunContext, source: str, split: str, seed: int) -> tuple[StageDir | None, dict[str, Any]]:
     if source == GROUND_TRUTH:
         return None, {}
-    found = load_refinement_runs(ctx, [source])
+    found = load_refinement_runs(ctx, [source], seeds=[seed])
     if not found:
-        known = [r["label"] for r in load_refinement_runs(ctx)]
-        raise FileNotFoundError(f"no refinement run {source!r} is recorded under {ctx.work_dir / 'runs' / 'refinement'} "
-                                f"(recorded: {known}); run notebook 08 with that row first, or use {GROUND_TRUTH!r}")
+        known = sorted({(r["label"], r["seed"]) for r in load_refinement_runs(ctx)})
+        raise FileNotFoundError(f"no refinement run {source!r} of seed {seed} is recorded under "
+                                f"{ctx.work_dir / 'runs' / 'refinement'} (recorded: {known}); run notebook 08 with that "
+                                f"row and seed first, or use {GROUND_TRUTH!r}")
     record = found[0]
     if split not in record["masks"]:
         raise FileNotFoundError(f"refinement run {source!r} has pseudo-masks of {sorted(record['masks'])}, not of the "
@@ -191,14 +194,16 @@ def _training_masks(ctx: RunContext, source: str, split: str) -> tuple[StageDir 
 
 
 def run_segmentation(ctx: RunContext, segmentation: SegmentationStageConfig, source: str, *, eval_split: str = "val",
-                     test_split: str = "", inference: SegInferenceConfig = SegInferenceConfig(), workers: int = 2,
-                     progress: bool = True) -> SegmentationRun:
+                     test_split: str = "", inference: SegInferenceConfig = SegInferenceConfig(), seed: int = 0,
+                     workers: int = 2, progress: bool = True) -> SegmentationRun:
     """Train DeepLab (recipe ``segmentation``) on ``source`` (``"ground truth"`` or a refinement run's label), predict
     and score ``eval_split`` (and predict and export ``test_split``, a split without ground truth, if set); record the
-    run for notebook 10."""
+    run for notebook 10. ``seed``: the chain's seed (the refinement run of that seed; it replaces DeepLab's
+    ``train.seed``)."""
     data, train_split = segmentation.dataset, segmentation.train_split
-    masks, refinement = _training_masks(ctx, source, train_split)
-    cfg = replace(segmentation, masks_key=masks.key if masks is not None else "", masks_label=source)
+    masks, refinement = _training_masks(ctx, source, train_split, seed)
+    cfg = replace(segmentation, train=replace(segmentation.train, seed=seed),
+                  masks_key=masks.key if masks is not None else "", masks_label=source)
     trained = train_segmentation(ctx, cfg, masks, progress=progress)
     predictions = predict_stage(ctx, trained, eval_split, inference, progress=progress, workers=workers)
     confusion = prediction_score_stage(ctx, predictions, data, eval_split, progress=progress)
@@ -212,8 +217,8 @@ def run_segmentation(ctx: RunContext, segmentation: SegmentationStageConfig, sou
         export = export_test_stage(ctx, test_predictions, data, test_split, progress=progress)
     model = head_label(segmentation.network.head)
     label = f"{source} · DeepLab{model}"
-    write_record(ctx, "segmentation", slug(label), {
-        "label": label, "source": source, "model": model, "backbone": segmentation.backbone.name,
+    write_record(ctx, "segmentation", f"{slug(label)}-seed{seed}", {
+        "label": label, "source": source, "seed": int(seed), "model": model, "backbone": segmentation.backbone.name,
         "dataset": data.name, "train_split": train_split, "eval_split": eval_split,
         "supervision": "F" if source == GROUND_TRUTH else "I",
         "saliency": refinement.get("saliency", ""), "segmentation": relative(ctx, trained.stage),
@@ -221,14 +226,21 @@ def run_segmentation(ctx: RunContext, segmentation: SegmentationStageConfig, sou
         "masks_miou": 100 * masks_confusion.scores().miou if masks_confusion else None,
         "miou": 100 * confusion.scores().miou, "miou_before_crf": 100 * before.scores().miou if before else None,
         "crf": inference.crf, "test_split": test_split, "test_export": relative(ctx, export)})
-    return SegmentationRun(label, source, trained, predictions, confusion, before, masks, masks_confusion, export)
+    return SegmentationRun(label, source, seed, trained, predictions, confusion, before, masks, masks_confusion,
+                           export)
 
 
-def load_segmentation_runs(ctx: RunContext, labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """The recorded segmentation runs of this profile (their records; the stages they name checked to be finished)."""
-    records = read_records(ctx, "segmentation")
+def load_segmentation_runs(ctx: RunContext, labels: Sequence[str] | None = None,
+                           seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """The recorded segmentation runs of this profile (their records, with ``"seed"``; the stages they name checked
+    to be finished), optionally only ``labels`` (in that order) and ``seeds``, ordered by label then seed."""
+    records = [{**r, "seed": int(r.get("seed", 0))} for r in read_records(ctx, "segmentation")]
+    if seeds is not None:
+        records = [r for r in records if r["seed"] in set(seeds)]
     if labels is not None:
-        records = sorted((r for r in records if r["label"] in labels), key=lambda r: list(labels).index(r["label"]))
+        records = [r for r in records if r["label"] in labels]
+    order = {label: i for i, label in enumerate(labels or [])}
+    records = sorted(records, key=lambda r: (order.get(r["label"], len(order)), r["label"], r["seed"]))
     for record in records:
         stage_from_record(ctx, record["predictions"], "notebook 09")
     return records
