@@ -407,3 +407,18 @@ def test_table8_pnoc_v3_test_differs_from_the_prose(voc_sota, voc_test_iou):
     assert pnoc["test"] - poc["test"] == pytest.approx(1.2)  # the prose says 1.1 p.p. (72.4 -> 73.5)
     row = voc_test_iou[(voc_test_iou["seg_model"] == "V3+") & (voc_test_iou["method"] == "P-NOC")]
     assert round(float(row[list(VOC_CLASSES)].mean(axis=1).iloc[0]), 1) == 73.5
+
+
+def test_the_methods_since_the_paper_are_literature_rows_with_their_sources():
+    from wsss_lib.reporting.sota_report import since_paper_table
+
+    voc, coco = since_paper_table("table8"), since_paper_table("table9")
+    assert {"ToCo (ViT-B)", "CLIP-ES (DeepLabV2, ImageNet-pretrained)", "DuPL (21k = ViT-B)", "SeCo", "MoRe",
+            "ExCEL"} <= set(voc["method"])
+    assert voc["numbers from"].str.startswith("literature: ").all() and voc["pretraining"].notna().all()
+    seco = voc.set_index("method").loc["SeCo"]
+    assert (seco["Val"], seco["Test"]) == (74.0, 73.8) and "zwyang6/SeCo" in seco["numbers from"]
+    assert "CLIP-ES (DeepLabV2, COCO-pretrained)" not in set(coco["method"])  # no COCO number: not in Table 9's block
+    assert coco["Val"].notna().all() and "Test" not in coco
+    with pytest.raises(ValueError, match="table must be one of"):
+        since_paper_table("table7")
