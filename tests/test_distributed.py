@@ -176,16 +176,14 @@ def test_a_training_stage_with_two_devices_is_the_same_stage(tmp_path, tiny_synt
     device, and the caller gets the finished stage back."""
     from wsss_lib.stages.training import train_stage
 
-    ctx, build, train_set, train = test_training_stage.stage_parts(tmp_path, tiny_synthetic)
-    two = train_stage(ctx, "unit_stage", {"k": 1}, "tiny", build, train_set, replace(train, devices=2),
-                      OptimConfig(lr=0.01), progress=True)
+    ctx, cfg = test_training_stage.stage_parts(tmp_path, tiny_synthetic)
+    two = train_stage(ctx, replace(cfg, train=replace(cfg.train, devices=2)), progress=True)
     shown = capsys.readouterr().out
     assert f"unit_stage {two.stage.path.name}: torchrun, 2 processes (gloo)" in shown
     assert f"{two.stage.path.name} epoch 1/1: main/cls=" in shown  # rank 0's epoch line, relayed
     assert two.stage.done and list(two.history["epoch"]) == [1]
-    assert two.stage.path == ctx.store.stage("unit_stage", {"k": 1}, name="tiny").path
-    again = train_stage(ctx, "unit_stage", {"k": 1}, "tiny", build, train_set, train, OptimConfig(lr=0.01),
-                        progress=False)  # one device now: the same stage, reused
+    assert two.stage.path == ctx.store.stage("unit_stage", cfg.hashed(), name="tiny").path
+    again = train_stage(ctx, cfg, progress=False)  # one device now: the same stage, reused
     assert all(torch.equal(a, b) for a, b in zip(again.method.state_dict().values(), two.method.state_dict().values()))
 
 

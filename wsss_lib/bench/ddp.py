@@ -30,7 +30,8 @@ from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.paths import repo_root
 from wsss_lib.train.distributed import launch, world
 from wsss_lib.train.optim import OptimConfig
-from wsss_lib.train.trainer import TrainConfig, fit, resolve_device
+from wsss_lib.train.precision import resolve_device
+from wsss_lib.train.trainer import TrainConfig, fit
 
 __all__ = ["DDPBenchConfig", "run_once", "main"]
 

@@ -4,7 +4,7 @@ Each *part* below is timed on one random image of the given size, with the paper
 (random weights: the cost does not depend on them), after one warm-up, as the median of ``--repeat`` runs, each part
 in its own process so that its peak memory is its own (CUDA ``max_memory_allocated``, or the process's peak
 resident set size on the CPU). One row per part is appended to ``reports/bench/<device>.csv`` (column ``part``); the
-dry run's plan (:mod:`wsss_lib.plan`, ``IMAGE_COSTS``) adds these parts up per stage:
+dry run's plan (:mod:`wsss_lib.runner.plan`, ``IMAGE_COSTS``) adds these parts up per stage:
 
 - ``tta``: the CAM classifier's TTA (:func:`wsss_lib.inference.tta.tta_cams`, the ``scales`` and flip): the CAMs,
   and the cost of every other classifier-shaped TTA (saliency maps, AMN's CAMs, the hint CAMs);
@@ -37,7 +37,7 @@ import torch
 from wsss_lib.io import append_csv_rows
 from wsss_lib.paths import repo_root
 from wsss_lib.provenance import cpu_model
-from wsss_lib.train.trainer import resolve_device
+from wsss_lib.train.precision import autocast_dtype, resolve_device
 
 __all__ = ["PARTS", "measure", "main"]
 
@@ -75,7 +75,7 @@ def _timers(part: str, args: argparse.Namespace, device: torch.device) -> dict[s
 
     width, height = args.image
     image = _image(width, height)
-    autocast = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[args.amp] if device.type == "cuda" else None
+    autocast = autocast_dtype(args.amp, device)
     if part == "tta":
         from wsss_lib.inference.tta import TTAConfig, tta_cams
 

@@ -27,7 +27,7 @@ import torch
 from wsss_lib.io import append_csv_rows
 from wsss_lib.ops.random_walk import affinity_weights, dense_transition, random_walk, transition_bytes
 from wsss_lib.paths import repo_root
-from wsss_lib.train.trainer import resolve_device
+from wsss_lib.train.precision import resolve_device
 
 __all__ = ["measure", "main"]
 

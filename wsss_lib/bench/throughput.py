@@ -28,7 +28,7 @@ from wsss_lib.methods.registry import available_methods, build_method, method_co
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.paths import repo_root
 from wsss_lib.train.optim import OptimConfig, build_optimizer
-from wsss_lib.train.trainer import resolve_device
+from wsss_lib.train.precision import autocast_dtype, resolve_device
 
 __all__ = ["BenchConfig", "benchmark", "main"]
 
@@ -67,7 +67,7 @@ def _sync(device: torch.device) -> None:
 def benchmark(cfg: BenchConfig) -> dict:
     device = resolve_device(cfg.device)
     cuda = device.type == "cuda"
-    amp = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.amp] if cuda else None
+    amp = autocast_dtype(cfg.amp, device)
     torch.manual_seed(0)
     method = build_method(cfg.method, method_config(cfg.method), BackboneConfig(name=cfg.backbone, output_stride=cfg.output_stride),
                           cfg.num_classes,

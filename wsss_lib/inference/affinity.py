@@ -27,6 +27,7 @@ from wsss_lib.io import for_each_missing
 from wsss_lib.models.affinity import AffinityNetwork, grid_shape
 from wsss_lib.ops.random_walk import feature_affinity, propagate_to_edge, random_walk
 from wsss_lib.timing import timed
+from wsss_lib.train.precision import evaluating
 
 __all__ = ["RandomWalkConfig", "affinity_output", "walk_record", "infer_random_walk"]
 
@@ -82,8 +83,6 @@ def infer_random_walk(network: AffinityNetwork, dataset, cams_dir: str | Path, o
                       device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
                       channels_last: bool = False, progress: bool = True) -> dict[str, int]:
     """One walked CAM file per image of ``dataset`` in ``out_dir`` (resumable, atomic); returns the counts."""
-    was_training = network.training
-    network.eval()
     device = torch.device(device)
 
     def write(image_id: str, path: Path) -> None:
@@ -101,8 +100,6 @@ def infer_random_walk(network: AffinityNetwork, dataset, cams_dir: str | Path, o
                                   image.shape[:2], cfg)
         save_cam(path, record.keys, cam, hr_cam)
 
-    try:
+    with evaluating(network):
         return for_each_missing(dataset.ids, lambda i: cam_path(out_dir, i), write,
                                 desc=f"random walk ({dataset.split})", progress=progress)
-    finally:
-        network.train(was_training)

@@ -22,6 +22,7 @@ from wsss_lib.formats.cam_io import cam_path, save_cam
 from wsss_lib.inference.tta import TTAConfig, scaled_outputs
 from wsss_lib.io import for_each_missing
 from wsss_lib.models.amn import AMNNetwork
+from wsss_lib.train.precision import evaluating
 
 __all__ = ["amn_tta_cams", "normalise_outside_background", "infer_amn_cams"]
 
@@ -75,9 +76,6 @@ def infer_amn_cams(model: AMNNetwork, dataset, ir_labels_dir: str | Path, out_di
     the same images (an ``affinity_labels`` stage)."""
     from wsss_lib.formats.masks import load_affinity_labels
 
-    was_training = model.training
-    model.eval()
-
     def write(image_id: str, path: Path) -> None:
         labels = dataset.label_of(image_id)
         ir_label = load_affinity_labels(Path(ir_labels_dir) / f"{image_id}.png", dataset.num_classes)
@@ -85,8 +83,6 @@ def infer_amn_cams(model: AMNNetwork, dataset, ir_labels_dir: str | Path, out_di
                                    autocast_dtype, channels_last)
         save_cam(path, np.flatnonzero(labels) + 1, cam, hr_cam)
 
-    try:
+    with evaluating(model):
         return for_each_missing(dataset.ids, lambda i: cam_path(out_dir, i), write, desc=f"AMN CAMs ({dataset.split})",
                                 progress=progress)
-    finally:
-        model.train(was_training)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from wsss_lib.formats.saliency_io import saliency_path, save_saliency
 from wsss_lib.inference.tta import scaled_outputs
 from wsss_lib.io import for_each_missing
+from wsss_lib.train.precision import evaluating
 
 __all__ = ["SaliencyTTAConfig", "tta_saliency", "infer_saliency"]
 
@@ -77,15 +78,10 @@ def infer_saliency(model: torch.nn.Module, dataset, out_dir: str | Path, mean: S
                    autocast_dtype: torch.dtype | None = None, channels_last: bool = False,
                    progress: bool = True) -> dict[str, int]:
     """One saliency PNG per image of ``dataset`` in ``out_dir`` (resumable); returns ``{"computed", "skipped"}``."""
-    was_training = model.training
-    model.eval()
-
     def write(image_id: str, path: Path) -> None:
         save_saliency(path, tta_saliency(model, dataset.load_image(image_id), mean, std, cfg, device, autocast_dtype,
                                          channels_last))
 
-    try:
+    with evaluating(model):
         return for_each_missing(dataset.ids, lambda i: saliency_path(out_dir, i), write,
                                 desc=f"saliency ({dataset.split})", progress=progress)
-    finally:
-        model.train(was_training)

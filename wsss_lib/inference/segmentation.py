@@ -37,6 +37,7 @@ from wsss_lib.inference.tta import scaled_outputs
 from wsss_lib.io import atomic_path, atomic_save_image
 from wsss_lib.ops.crf import crf_softmax
 from wsss_lib.timing import timed
+from wsss_lib.train.precision import evaluating
 
 __all__ = ["SegInferenceConfig", "segmentation_probabilities", "write_prediction", "infer_segmentation",
            "raw_dir", "VOC_TEST_FOLDER", "export_voc_test"]
@@ -123,20 +124,18 @@ def infer_segmentation(model: torch.nn.Module, dataset, out_dir: str | Path, mea
     """Predict every image of ``dataset`` (only its images are read) into ``out_dir``; returns
     ``{"computed", "skipped"}``. A failing CRF worker fails the call; finished files stay for the resume."""
     todo = [i for i in dataset.ids if not mask_path(out_dir, i).is_file()]
-    was_training = model.training
-    model.eval()
     writers = _Writers(workers if cfg.crf else 1)
     failed = True
     try:
-        for image_id in tqdm(todo, desc=f"segmentation ({dataset.split})", disable=not progress):
-            image = dataset.load_image(image_id)
-            probs = segmentation_probabilities(model, image, mean, std, cfg.scales, cfg.flip, device, autocast_dtype,
-                                               channels_last)
-            writers.submit(image, probs, cfg.crf, out_dir, image_id)
+        with evaluating(model):
+            for image_id in tqdm(todo, desc=f"segmentation ({dataset.split})", disable=not progress):
+                image = dataset.load_image(image_id)
+                probs = segmentation_probabilities(model, image, mean, std, cfg.scales, cfg.flip, device,
+                                                   autocast_dtype, channels_last)
+                writers.submit(image, probs, cfg.crf, out_dir, image_id)
         failed = False
     finally:
         writers.close(cancel=failed)
-        model.train(was_training)
     return {"computed": len(todo), "skipped": len(dataset.ids) - len(todo)}
 
 

@@ -27,6 +27,7 @@ from PIL import Image
 from wsss_lib.formats.cam_io import cam_path, save_cam
 from wsss_lib.io import for_each_missing
 from wsss_lib.timing import section
+from wsss_lib.train.precision import evaluating
 
 __all__ = ["TTAConfig", "scaled_outputs", "tta_cams", "strided_maps", "infer_cams"]
 
@@ -107,17 +108,12 @@ def infer_cams(model: torch.nn.Module, dataset, out_dir: str | Path, mean: Seque
     Images without any foreground label get a file with ``K = 0`` maps, so every id has a file and no
     image is silently missing downstream. Returns ``{"computed", "skipped"}`` counts.
     """
-    was_training = model.training
-    model.eval()
-
     def write(image_id: str, path: Path) -> None:
         keys = np.flatnonzero(dataset.label_of(image_id)) + 1
         cam, hr_cam = tta_cams(model, dataset.load_image(image_id), keys, mean, std, cfg, device, autocast_dtype,
                                channels_last)
         save_cam(path, keys, cam, hr_cam)
 
-    try:
+    with evaluating(model):
         return for_each_missing(dataset.ids, lambda i: cam_path(out_dir, i), write, desc=f"CAMs ({dataset.split})",
                                 progress=progress)
-    finally:
-        model.train(was_training)

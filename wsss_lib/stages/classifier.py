@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from wsss_lib import timing
 from wsss_lib.artifacts import StageDir
@@ -28,8 +27,7 @@ from wsss_lib.ops.crf import label_crf_fn
 from wsss_lib.stages import planning
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
-from wsss_lib.stages.records import weights_key
-from wsss_lib.stages.training import TrainedStage, load_trained, train_stage
+from wsss_lib.stages.training import StageConfig, Trained, load_trained, train_stage, weights_key
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, seed_everything
 
@@ -41,7 +39,9 @@ ORDINARY_METHODS = ("occse", "poc", "pnoc")
 
 
 @dataclass(frozen=True)
-class ClassifierStageConfig:
+class ClassifierStageConfig(StageConfig):
+    stage: ClassVar[str] = "classifier"
+
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     method: str = "cam"
     method_params: dict[str, Any] = field(default_factory=dict)
@@ -80,16 +80,42 @@ class ClassifierStageConfig:
         payload["method_params"] = to_dict(self.method_config)
         return payload
 
+    def check(self, ordinary: Trained | None) -> None:
+        """A method trained against the ordinary classifier needs the one its key names (:func:`with_ordinary`)."""
+        if not self.needs_ordinary:
+            return
+        if not self.ordinary_key:
+            raise ValueError(f"method {self.method!r} needs the ordinary classifier: bind it with "
+                             "with_ordinary(cfg, train_classifier(ctx, ordinary_cfg))")
+        if ordinary is None or ordinary.stage.key != self.ordinary_key:
+            got = ordinary.stage.key if ordinary is not None else None
+            raise ValueError(f"method {self.method!r} was configured with ordinary classifier {self.ordinary_key}, "
+                             f"got {got}; pass the same trained classifier to train_classifier(..., ordinary=...)")
 
-@dataclass(frozen=True)
-class TrainedClassifier:
-    config: ClassifierStageConfig
-    stage: StageDir
-    method: Method
-    history: pd.DataFrame
+    def build(self, ctx: RunContext, weights: str | None, ordinary: Trained | None = None) -> Method:
+        """The untrained method (with the ordinary classifier's weights when it needs them), or its bare
+        architecture (``weights="none"``: ``model.pt`` holds every weight, the ordinary classifier's included)."""
+        num_classes = open_dataset(self.dataset, self.eval_split, work_dir=ctx.work_dir, progress=False).num_classes
+        if weights is not None:
+            return build_method(self.method, self.method_config, replace(self.backbone, weights=weights),
+                                num_classes - 1, untrained_ordinary=self.needs_ordinary)
+        extra = {"ordinary_state": ordinary.method.state_dict()} if self.needs_ordinary else {}
+        seed_everything(self.train.seed)  # the new layers' initialisation is part of what the stage key names
+        return build_method(self.method, self.method_config, self.backbone, num_classes - 1, **extra)
+
+    def train_set(self, ctx: RunContext, ordinary: Trained | None, method: Method) -> Any:
+        return open_dataset(self.dataset, self.train_split, work_dir=ctx.work_dir,
+                            transform=build_train_transform(self.augment, *method.normalization))
+
+    def eval_set(self, ctx: RunContext) -> Any:
+        return open_dataset(self.dataset, self.eval_split, work_dir=ctx.work_dir)
 
 
-def with_ordinary(cfg: ClassifierStageConfig, ordinary: "TrainedClassifier") -> ClassifierStageConfig:
+TrainedClassifier = Trained
+"""A trained classifier: ``Trained[ClassifierStageConfig, Method]``."""
+
+
+def with_ordinary(cfg: ClassifierStageConfig, ordinary: Trained) -> ClassifierStageConfig:
     """``cfg`` bound to the trained ordinary classifier ``ordinary`` (its stage key enters the hash)."""
     if ordinary.config.method != "cam":
         raise ValueError(f"the ordinary classifier must be a plain CAM classifier, got method {ordinary.config.method!r}")
@@ -99,76 +125,28 @@ def with_ordinary(cfg: ClassifierStageConfig, ordinary: "TrainedClassifier") -> 
     return replace(cfg, ordinary_key=ordinary.stage.key)
 
 
-def _build(cfg: ClassifierStageConfig, num_classes: int, ordinary: "TrainedClassifier | None") -> Method:
-    """The untrained method of ``cfg``, with the ordinary classifier's weights when the method needs them."""
-    extra: dict[str, Any] = {}
-    if cfg.needs_ordinary:
-        if not cfg.ordinary_key:
-            raise ValueError(f"method {cfg.method!r} needs the ordinary classifier: bind it with "
-                             "with_ordinary(cfg, train_classifier(ctx, ordinary_cfg))")
-        if ordinary is None or ordinary.stage.key != cfg.ordinary_key:
-            got = ordinary.stage.key if ordinary is not None else None
-            raise ValueError(f"method {cfg.method!r} was configured with ordinary classifier {cfg.ordinary_key}, "
-                             f"got {got}; pass the same TrainedClassifier to train_classifier(..., ordinary=...)")
-        extra["ordinary_state"] = ordinary.method.state_dict()
-    seed_everything(cfg.train.seed)  # the new layers' initialisation is part of what the stage key names
-    return build_method(cfg.method, cfg.method_config, cfg.backbone, num_classes, **extra)
-
-
-def _builder(cfg: ClassifierStageConfig, num_classes: int, ordinary: "TrainedClassifier | None" = None):
-    """``build(weights)`` for :func:`~wsss_lib.stages.training.train_stage`: ``None`` = the untrained method of
-    ``cfg``; ``"none"`` = its architecture for a finished ``model.pt``, which holds every weight (the ordinary
-    classifier's included)."""
-
-    def build(weights: str | None) -> Method:
-        if weights is None:
-            return _build(cfg, num_classes, ordinary)
-        return build_method(cfg.method, cfg.method_config,
-                            replace(cfg.backbone, weights=weights), num_classes, untrained_ordinary=cfg.needs_ordinary)
-
-    return build
-
-
-def _trained(cfg: ClassifierStageConfig, done: TrainedStage) -> TrainedClassifier:
-    return TrainedClassifier(cfg, done.stage, done.method, done.history)
-
-
-def _load_finished(ctx: RunContext, cfg: ClassifierStageConfig, sd: StageDir) -> TrainedClassifier:
-    eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=False)
-    return _trained(cfg, load_trained(sd, _builder(cfg, eval_set.num_classes - 1)))
-
-
 def train_classifier(ctx: RunContext, cfg: ClassifierStageConfig, progress: bool = True,
-                     ordinary: "TrainedClassifier | None" = None) -> TrainedClassifier:
+                     ordinary: Trained | None = None) -> Trained:
     """Train (or resume, or load if finished) the classifier described by ``cfg``.
 
     Methods in :data:`ORDINARY_METHODS` need ``ordinary``: the trained RandAugment + LS classifier whose key
     ``cfg`` was bound to with :func:`with_ordinary`.
     """
-    eval_set = open_dataset(cfg.dataset, cfg.eval_split, work_dir=ctx.work_dir, progress=progress)
-
-    def train_set(method: Method):
-        return open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
-                            transform=build_train_transform(cfg.augment, *method.normalization))
-
-    return _trained(cfg, train_stage(ctx, "classifier", cfg.hashed(), cfg.run_name,
-                                     _builder(cfg, eval_set.num_classes - 1, ordinary), train_set, cfg.train,
-                                     cfg.optim, eval_set=eval_set, progress=progress))
+    return train_stage(ctx, cfg, ordinary, progress=progress)
 
 
-def load_classifier(ctx: RunContext, cfg: ClassifierStageConfig) -> TrainedClassifier:
+def load_classifier(ctx: RunContext, cfg: ClassifierStageConfig) -> Trained:
     """A finished classifier (raises ``StageNotFoundError`` naming the stage if it was never trained)."""
     sd = ctx.store.require("classifier", cfg.hashed(), name=cfg.run_name,
                            hint="Train it first (notebook 01 trains the CAM and the RandAugment+LS classifiers).")
-    return _load_finished(ctx, cfg, sd)
+    return load_trained(ctx, sd, cfg)
 
 
-def load_classifier_stage(ctx: RunContext, sd: StageDir) -> TrainedClassifier:
+def load_classifier_stage(ctx: RunContext, sd: StageDir) -> Trained:
     """The finished classifier stored in ``sd``, rebuilt from its ``config.json`` (device and evaluation
     settings, which are not part of the key, take their defaults)."""
-    if not sd.done:
-        raise FileNotFoundError(f"{sd.path}: classifier stage is unfinished; rerun the notebook that trains it")
-    return _load_finished(ctx, from_dict(ClassifierStageConfig, sd.config()["config"], where=str(sd.file("config.json"))), sd)
+    cfg = from_dict(ClassifierStageConfig, sd.config()["config"], where=str(sd.file("config.json")))
+    return load_trained(ctx, sd, cfg)
 
 
 def infer_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, tta: TTAConfig = TTAConfig(),

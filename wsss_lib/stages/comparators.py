@@ -16,10 +16,7 @@ TTA CAMs of the evaluation split in the common CAM format, the same threshold sw
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Any
-
-import pandas as pd
+from typing import Any, ClassVar
 
 from wsss_lib.artifacts import StageDir
 from wsss_lib.data import DatasetConfig, open_dataset
@@ -46,9 +43,9 @@ from wsss_lib.stages.classifier import (
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.inference import inference_stage
 from wsss_lib.stages.priors import PriorsRun, find_priors_run, record_run
-from wsss_lib.stages.records import weights_key
+from wsss_lib.stages.records import slug
 from wsss_lib.stages.refinement import affinity_labels_stage
-from wsss_lib.stages.training import train_stage
+from wsss_lib.stages.training import StageConfig, Trained, train_stage
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, seed_everything
 
@@ -57,8 +54,11 @@ __all__ = ["AMNStageConfig", "TrainedAMN", "train_amn", "amn_cams_stage", "rib_c
 
 
 @dataclass(frozen=True)
-class AMNStageConfig:
-    """Everything that determines a trained AMN network (its hash is the stage key)."""
+class AMNStageConfig(StageConfig):
+    """Everything that determines a trained AMN network (its hash is the stage key); it learns from the IR-label
+    stage ``labels_key`` names."""
+
+    stage: ClassVar[str] = "amn"
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(name="resnet50", output_stride=16,
@@ -77,38 +77,30 @@ class AMNStageConfig:
 
     @property
     def run_name(self) -> str:
-        return f"amn-{self.labels_label.lower().replace('+', '_') or 'labels'}-{self.backbone.name}-seed{self.train.seed}"
+        return f"amn-{slug(self.labels_label) or 'labels'}-{self.backbone.name}-seed{self.train.seed}"
 
-    def hashed(self) -> dict[str, Any]:
-        return weights_key(self)
+    def check(self, labels: StageDir) -> None:
+        if labels.key != self.labels_key:
+            raise ValueError(f"AMN configured with label stage {self.labels_key} but given {labels.key}")
 
+    def build(self, ctx: RunContext, weights: str | None, labels: StageDir | None = None) -> AMNMethod:
+        num_classes = open_dataset(self.dataset, self.train_split, work_dir=ctx.work_dir, progress=False).num_classes
+        backbone = replace(self.backbone, weights=weights) if weights else self.backbone
+        seed_everything(self.train.seed)  # the new layers' initialisation is part of what the stage key names
+        return build_method("amn", AMNMethodConfig(self.network, self.loss), backbone, num_classes - 1)
 
-@dataclass(frozen=True)
-class TrainedAMN:
-    config: AMNStageConfig
-    stage: StageDir
-    method: AMNMethod
-    history: pd.DataFrame
-
-
-def _build_amn(cfg: AMNStageConfig, num_classes: int, weights: str | None = None) -> AMNMethod:
-    backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
-    seed_everything(cfg.train.seed)  # the new layers' initialisation is part of what the stage key names
-    return build_method("amn", AMNMethodConfig(cfg.network, cfg.loss), backbone, num_classes)
+    def train_set(self, ctx: RunContext, labels: StageDir, method: AMNMethod) -> Any:
+        base = open_dataset(self.dataset, self.train_split, work_dir=ctx.work_dir)
+        return AffinityLabelsDataset(base, labels.file("png"), build_train_transform(self.augment, *method.normalization))
 
 
-def train_amn(ctx: RunContext, cfg: AMNStageConfig, labels: StageDir, progress: bool = True) -> TrainedAMN:
+TrainedAMN = Trained
+"""A trained AMN: ``Trained[AMNStageConfig, AMNMethod]``."""
+
+
+def train_amn(ctx: RunContext, cfg: AMNStageConfig, labels: StageDir, progress: bool = True) -> Trained:
     """Train (resume, or load) AMN on the IR labels in ``labels`` (an ``affinity_labels`` stage of ``train_split``)."""
-    if labels.key != cfg.labels_key:
-        raise ValueError(f"AMN configured with label stage {cfg.labels_key} but given {labels.key}")
-    base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
-
-    def train_set(method: AMNMethod):
-        return AffinityLabelsDataset(base, labels.file("png"), build_train_transform(cfg.augment, *method.normalization))
-
-    done = train_stage(ctx, "amn", cfg.hashed(), cfg.run_name, partial(_build_amn, cfg, base.num_classes - 1),
-                       train_set, cfg.train, cfg.optim, progress=progress)
-    return TrainedAMN(cfg, done.stage, done.method, done.history)
+    return train_stage(ctx, cfg, labels, progress=progress)
 
 
 def amn_cams_stage(ctx: RunContext, trained: TrainedAMN, ir_labels: StageDir, split: str, tta: TTAConfig = TTAConfig(),
@@ -141,7 +133,7 @@ def rib_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, cfg:
     pool = open_dataset(ccfg.dataset, ccfg.train_split, work_dir=ctx.work_dir, progress=progress,
                         transform=build_train_transform(augment, mean, std))
     dataset = open_dataset(ccfg.dataset, split, work_dir=ctx.work_dir, progress=progress)
-    from wsss_lib.train.trainer import resolve_device
+    from wsss_lib.train.precision import resolve_device
 
     model = trained.method.cam_model()
     counts = infer_rib_cams(model, dataset, pool, sd.file("npz"), mean, std, cfg, tta, seed=seed,

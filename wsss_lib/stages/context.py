@@ -14,14 +14,14 @@ import matplotlib
 import pandas as pd
 
 from wsss_lib.artifacts import ArtifactStore
-from wsss_lib.dry_run import DRY_SUFFIX, SMALL_SUFFIX, is_dry_run_profile
 from wsss_lib.io import atomic_path, atomic_write_text
+from wsss_lib.paths import DRY_SUFFIX, SMALL_SUFFIX, is_dry_run_profile
 from wsss_lib.paths import reports_dir as default_reports_dir
 from wsss_lib.paths import work_dir as default_work_dir
 
 __all__ = ["RunContext", "DRY_RUN_NOTE", "SMALL_DRY_RUN_NOTE", "SMOKE_NOTE", "WIRING_CHECK_PROFILES"]
 
-DRY_RUN_NOTE = ("DRY RUN (wsss_lib.dry_run: fixture data, capped steps and sizes, random weights where the profile "
+DRY_RUN_NOTE = ("DRY RUN (wsss_lib.runner.dry_run: fixture data, capped steps and sizes, random weights where the profile "
                 "asks for hub weights): a wiring check, these numbers mean nothing.")
 SMALL_DRY_RUN_NOTE = DRY_RUN_NOTE.replace("hub weights)", "hub weights, each backbone the smallest of its family)")
 SMOKE_NOTE = ("SMOKE (profile smoke, the notebooks' defaults: the tiny synthetic dataset, one short epoch per "
@@ -62,7 +62,7 @@ class RunContext:
 
     @property
     def dry_run(self) -> bool:
-        """A dry run (profile ``<name>-dry``, ``wsss_lib.dry_run``): every table and figure says so."""
+        """A dry run (profile ``<name>-dry``, ``wsss_lib.runner.dry_run``): every table and figure says so."""
         return is_dry_run_profile(self.profile)
 
     @property

@@ -10,7 +10,8 @@ from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.methods.base import Method
 from wsss_lib.stages import planning
 from wsss_lib.stages.context import RunContext
-from wsss_lib.train.trainer import TrainConfig, inference_setup
+from wsss_lib.train.precision import Precision
+from wsss_lib.train.trainer import TrainConfig
 
 __all__ = ["inference_stage"]
 
@@ -29,7 +30,7 @@ def inference_stage(ctx: RunContext, stage: str, key: Any, name: str, method: Me
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
     if not sd.done:
         with timing.scope(stage):
-            setup = inference_setup(train)
+            setup = Precision.of(train)
             mean, std = method.normalization
             counts = infer(setup.prepare(method.cam_model()), dataset, sd, mean, std, progress=progress,
                            **setup.kwargs())

@@ -8,7 +8,7 @@ same config in every notebook and profile), in that config's nested shape::
 
 A dict fills its config over the config's defaults (``wsss_lib.config.from_dict``), which hold the paper's settings:
 a profile or a notebook writes only what it changes. Besides those, a notebook has ``dataset`` / ``data_root`` (set
-into every stage config that has a dataset), ``runtime`` (:class:`~wsss_lib.stages.records.RuntimeConfig`: device,
+into every stage config that has a dataset), ``runtime`` (:class:`RuntimeConfig`: device,
 processes, data workers; set into every training config) and ``overrides``: dotted paths into the dict parameters
 (``{"classifier.train.epochs": 3}``), applied first, so that changing one nested field never drops the others
 (``reproduce --set classifier.train.epochs=3`` passes them this way too).
@@ -19,7 +19,7 @@ anything runs (typos fail with the list of known fields and the profile's file).
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from types import SimpleNamespace
 from typing import Any, Mapping
 
@@ -33,13 +33,33 @@ from wsss_lib.refinement.affinity_labels import AffinityLabelConfig
 from wsss_lib.stages.classifier import ClassifierStageConfig
 from wsss_lib.stages.comparators import AMN_LABELS, AMNStageConfig
 from wsss_lib.stages.priors import OrdinaryConfig
-from wsss_lib.stages.records import RuntimeConfig
 from wsss_lib.stages.refinement import AffinityStageConfig, PseudoMaskConfig
 from wsss_lib.stages.saliency import C2AMStageConfig, DetectorStageConfig, PseudoSaliencyConfig
 from wsss_lib.stages.segmentation import SegmentationStageConfig
+from wsss_lib.train.trainer import TrainConfig
 
-__all__ = ["PARAMETER_TYPES", "PARAMETER_BASES", "PARAMETER_DEFAULTS", "notebook_configs", "build_parameter",
+__all__ = ["RuntimeConfig", "RUNTIME_IN_TRAINING", "PARAMETER_TYPES", "PARAMETER_BASES", "PARAMETER_DEFAULTS", "notebook_configs", "build_parameter",
            "check_parameters"]
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how a notebook's stages run; none of it changes a result, so none of it enters a stage key. The
+    fields that a ``TrainConfig`` also has (``NOT_A_KEY`` there) are set into every training config of the notebook."""
+
+    device: str = "auto"
+    devices: int = 1
+    """Processes that train together (torchrun + DDP: GPUs, or CPU processes); ``wsss_lib.train.distributed``."""
+    num_workers: int = 2
+    """DataLoader workers per process."""
+    crf_workers: int = 2
+    """Processes of the per-image stages that run a pool (the dense CRFs of the affinity labels, pseudo-saliency,
+    pseudo-masks and segmentation predictions); not set into any training config."""
+
+
+RUNTIME_IN_TRAINING = tuple(f.name for f in fields(RuntimeConfig)
+                            if f.name in {t.name for t in fields(TrainConfig) if not t.metadata.get("key", True)})
+"""The runtime fields set into every training config: those ``TrainConfig`` marks as not part of a stage key."""
+
 
 PARAMETER_TYPES: dict[str, type] = {
     "runtime": RuntimeConfig,
@@ -84,8 +104,7 @@ def build_parameter(name: str, params: Mapping[str, Any], where: str, dataset: D
     if dataset is not None and "dataset" in names:
         changes["dataset"] = dataset
     if runtime is not None and "train" in names:
-        changes["train"] = replace(cfg.train, device=runtime.device, devices=runtime.devices,
-                                   num_workers=runtime.num_workers)
+        changes["train"] = replace(cfg.train, **{name: getattr(runtime, name) for name in RUNTIME_IN_TRAINING})
     return replace(cfg, **changes) if changes else cfg
 
 

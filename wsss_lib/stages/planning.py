@@ -1,4 +1,4 @@
-"""What a dry run records for the real run's plan (:mod:`wsss_lib.plan`): one JSON line per stage it computed.
+"""What a dry run records for the real run's plan (:mod:`wsss_lib.runner.plan`): one JSON line per stage it computed.
 
 In a dry run (``RunContext.dry_run``) every stage appends to the dry run's work directory:
 
@@ -51,8 +51,10 @@ def _split_of(dataset: Any) -> str:
 
 def record_training(ctx: RunContext, sd: StageDir, dataset: Any, *, epochs: int, batch_size: int,
                     accumulate_steps: int, max_steps: int, seed: int) -> None:
-    """A training stage the dry run trained: its method, backbone and crop (from its stored config), training
+    """In a dry run: a training stage it trained: its method, backbone and crop (from its stored config), training
     split and size, and capped recipe."""
+    if not ctx.dry_run:
+        return
     key = sd.config().get("config", {})
     _append(ctx, PLAN_RECORDS, {
         "notebook": os.environ.get("WSSS_NOTEBOOK", ""), "kind": "training", "stage": sd.stage, "name": sd.path.name,

@@ -1,51 +1,26 @@
-"""Run records and the notebook-side build of stage configs, shared by the notebook-level stage chains.
+"""Run records, shared by the notebook-level stage chains.
 
 A *run record* is a small JSON file under ``<work_dir>/runs/<kind>/`` naming, relative to the work directory,
 the stage directories one notebook run used, so that a later notebook finds them without guessing.
-
-:class:`RuntimeConfig` is a notebook's ``runtime`` parameter (device, processes, data workers; none of it enters a
-stage key); :mod:`wsss_lib.stages.parameters` builds a notebook's stage configs.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from wsss_lib.artifacts import StageDir
-from wsss_lib.config import to_dict
 from wsss_lib.io import atomic_write_json, reading
 from wsss_lib.stages.context import RunContext
 
-__all__ = ["slug", "RuntimeConfig", "relative", "stage_from_record", "write_record", "read_records",
-           "weights_key"]
-
-RUNTIME_TRAIN_FIELDS = ("device", "devices", "num_workers", "eval", "eval_every")
-"""Fields of a ``TrainConfig`` that do not change the trained weights (left out of training stage keys)."""
-
+__all__ = ["slug", "relative", "stage_from_record", "write_record", "read_records"]
 
 
 def slug(text: str) -> str:
     """A file-name-safe, lower-case form of a run label (``"C2AM-H (P-NOC+LS)"`` -> ``"c2am_h_p_noc_ls"``)."""
     return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_").lower()
-
-
-@dataclass(frozen=True)
-class RuntimeConfig:
-    """Where and how a notebook's training stages run (every ``TrainConfig`` of the notebook gets these); none of
-    it changes the trained weights, so none of it enters a stage key (``RUNTIME_TRAIN_FIELDS``)."""
-
-    device: str = "auto"
-    devices: int = 1
-    """Processes that train together (torchrun + DDP: GPUs, or CPU processes); ``wsss_lib.train.distributed``."""
-    num_workers: int = 2
-    """DataLoader workers per process."""
-    crf_workers: int = 2
-    """Processes of the per-image stages that run a pool (the dense CRFs of the affinity labels, pseudo-saliency,
-    pseudo-masks and segmentation predictions); not set into any training config."""
 
 
 def relative(ctx: RunContext, sd: StageDir | None) -> str:
@@ -79,12 +54,3 @@ def read_records(ctx: RunContext, kind: str) -> list[dict[str, Any]]:
         with reading(path, f"a {kind!r} run record (JSON)", "delete it and rerun the notebook that wrote it"):
             records.append(json.loads(path.read_text()))
     return records
-
-
-def weights_key(cfg: Any) -> dict[str, Any]:
-    """What determines a training stage's weights: the stage config ``cfg`` (with a ``train`` field) as a dict,
-    without the training config's runtime fields (device, workers, evaluation during training)."""
-    payload = to_dict(cfg)
-    for key in RUNTIME_TRAIN_FIELDS:
-        payload["train"].pop(key)
-    return payload

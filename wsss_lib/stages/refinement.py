@@ -15,10 +15,7 @@ it under ``<work_dir>/runs/refinement/`` for notebook 08 and the segmentation no
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Any, Literal, Sequence
-
-import pandas as pd
+from typing import Any, ClassVar, Literal, Sequence
 
 from wsss_lib import timing
 from wsss_lib.artifacts import StageDir
@@ -45,12 +42,11 @@ from wsss_lib.stages.records import (
     relative,
     slug,
     stage_from_record,
-    weights_key,
     write_record,
 )
 from wsss_lib.stages.saliency import SaliencyRun, hint_cams_stage, infer_saliency_stage, load_saliency_runs
 from wsss_lib.stages.scores import cached_confusion
-from wsss_lib.stages.training import load_trained, train_stage
+from wsss_lib.stages.training import StageConfig, Trained, train_stage
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, seed_everything
 
@@ -60,8 +56,11 @@ __all__ = ["AffinityStageConfig", "TrainedAffinity", "affinity_labels_stage", "t
 
 
 @dataclass(frozen=True)
-class AffinityStageConfig:
-    """Everything that determines a trained affinity network (its hash is the stage key)."""
+class AffinityStageConfig(StageConfig):
+    """Everything that determines a trained affinity network (its hash is the stage key); it learns from the
+    affinity-label stage ``labels_key`` names."""
+
+    stage: ClassVar[str] = "affinity"
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(
@@ -81,27 +80,22 @@ class AffinityStageConfig:
     def run_name(self) -> str:
         return f"affinity-{self.network.head}-{slug(self.labels_label) or 'labels'}-{self.backbone.name}-seed{self.train.seed}"
 
-    def hashed(self) -> dict[str, Any]:
-        return weights_key(self)
+    def check(self, labels: StageDir) -> None:
+        if labels.key != self.labels_key:
+            raise ValueError(f"affinity network configured with label stage {self.labels_key} but given {labels.key}")
+
+    def build(self, ctx: RunContext, weights: str | None, labels: StageDir | None = None) -> AffinityMethod:
+        backbone = replace(self.backbone, weights=weights) if weights else self.backbone
+        seed_everything(self.train.seed)  # the head's initialisation is part of what the stage key names
+        return build_method("affinity", AffinityMethodConfig(self.network, self.loss), backbone, 0)
+
+    def train_set(self, ctx: RunContext, labels: StageDir, method: AffinityMethod) -> Any:
+        base = open_dataset(self.dataset, self.train_split, work_dir=ctx.work_dir)
+        return AffinityLabelsDataset(base, labels.file("png"), build_train_transform(self.augment, *method.normalization))
 
 
-@dataclass(frozen=True)
-class TrainedAffinity:
-    config: AffinityStageConfig
-    stage: StageDir
-    method: AffinityMethod
-    history: pd.DataFrame
-
-
-def _build(cfg: AffinityStageConfig, weights: str | None = None) -> AffinityMethod:
-    backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
-    seed_everything(cfg.train.seed)  # the head's initialisation is part of what the stage key names
-    return build_method("affinity", AffinityMethodConfig(cfg.network, cfg.loss), backbone, 0)
-
-
-def _load_finished(cfg: AffinityStageConfig, sd: StageDir) -> TrainedAffinity:
-    done = load_trained(sd, partial(_build, cfg))
-    return TrainedAffinity(cfg, done.stage, done.method, done.history)
+TrainedAffinity = Trained
+"""A trained affinity network: ``Trained[AffinityStageConfig, AffinityMethod]``."""
 
 
 def affinity_labels_stage(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig, split: str,
@@ -127,18 +121,9 @@ def affinity_labels_stage(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetC
     return sd
 
 
-def train_affinity(ctx: RunContext, cfg: AffinityStageConfig, labels: StageDir, progress: bool = True) -> TrainedAffinity:
+def train_affinity(ctx: RunContext, cfg: AffinityStageConfig, labels: StageDir, progress: bool = True) -> Trained:
     """Train (resume, or load) the affinity network on the labels in ``labels``."""
-    if labels.key != cfg.labels_key:
-        raise ValueError(f"affinity network configured with label stage {cfg.labels_key} but given {labels.key}")
-
-    def train_set(method: AffinityMethod):
-        base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
-        return AffinityLabelsDataset(base, labels.file("png"), build_train_transform(cfg.augment, *method.normalization))
-
-    done = train_stage(ctx, "affinity", cfg.hashed(), cfg.run_name, partial(_build, cfg), train_set, cfg.train,
-                       cfg.optim, progress=progress)
-    return TrainedAffinity(cfg, done.stage, done.method, done.history)
+    return train_stage(ctx, cfg, labels, progress=progress)
 
 
 def random_walk_stage(ctx: RunContext, trained: TrainedAffinity, cams: StageDir, split: str, cfg: RandomWalkConfig,

@@ -15,11 +15,9 @@ per image, and writes atomically. ``run_saliency`` chains them for one hint sour
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Any, Literal, Sequence
+from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
 from wsss_lib import timing
@@ -49,11 +47,10 @@ from wsss_lib.stages.records import (
     relative,
     slug,
     stage_from_record,
-    weights_key,
     write_record,
 )
 from wsss_lib.stages.scores import cached_confusion
-from wsss_lib.stages.training import TrainedStage, load_trained, train_stage
+from wsss_lib.stages.training import StageConfig, Trained, load_trained, train_stage
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, seed_everything
 
@@ -62,8 +59,11 @@ __all__ = ["C2AMStageConfig", "DetectorStageConfig", "TrainedSaliency", "train_c
            "PseudoSaliencyConfig", "SaliencyRun", "saliency_label", "run_saliency", "load_saliency_runs"]
 
 @dataclass(frozen=True)
-class C2AMStageConfig:
-    """Everything that determines a trained C²AM / C²AM-H model (its hash is the stage key)."""
+class C2AMStageConfig(StageConfig):
+    """Everything that determines a trained C²AM / C²AM-H model (its hash is the stage key); it learns from the hint
+    CAMs (the CAM stage ``hints_cams`` names; ``None`` for plain C²AM)."""
+
+    stage: ClassVar[str] = "c2am"
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(name="resnest269e", weights="timm",
@@ -86,13 +86,41 @@ class C2AMStageConfig:
         kind = f"c2amh-{slug(self.hints_label) or 'hints'}" if self.hints_cams else "c2am"
         return f"{kind}-{self.backbone.name}-seed{self.train.seed}"
 
-    def hashed(self) -> dict[str, Any]:
-        return weights_key(self)
+    def check(self, hints: StageDir | None) -> None:
+        if bool(self.hints_cams) != (hints is not None) or (hints is not None and hints.key != self.hints_cams):
+            raise ValueError(f"C2AM stage configured with hints {self.hints_cams or 'none'} but given "
+                             f"{hints.key if hints is not None else 'none'}; pass the CAM stage the config names")
+        if hints is not None and self.loss.hint_weight <= 0:
+            raise ValueError("C2AM-H needs loss.hint_weight > 0 (hint_weight = 0 is plain C2AM: leave the hints out)")
+
+    def build(self, ctx: RunContext, weights: str | None, hints: StageDir | None = None) -> Method:
+        return _build("c2am", self, weights)
+
+    def train_set(self, ctx: RunContext, hints: StageDir | None, method: Method) -> Any:
+        transform = build_train_transform(self.augment, *method.normalization)
+        if hints is None:
+            return open_dataset(self.dataset, self.train_split, work_dir=ctx.work_dir, transform=transform)
+        base = open_dataset(self.dataset, self.train_split, work_dir=ctx.work_dir)
+        return HintedDataset(base, hints.file("npz"), transform)
+
+    def after(self, ctx: RunContext, hints: StageDir | None, method: Method, sd: StageDir) -> dict[str, Any]:
+        """Which partition is the foreground, in ``orientation.json``: the hints anchor the first one; plain C²AM
+        decides with the official border heuristic."""
+        if hints is not None:
+            found = {"invert": False, "rule": "hints anchor the first partition as foreground (P-NOC drops the heuristic)"}
+        else:
+            plain = open_dataset(self.dataset, self.train_split, work_dir=ctx.work_dir, progress=False)
+            found = _border_orientation(method, plain, self)
+        atomic_write_json(sd.file("orientation.json"), found)
+        return {"invert": found["invert"]}
 
 
 @dataclass(frozen=True)
-class DetectorStageConfig:
-    """Everything that determines a trained saliency detector (PoolNet role)."""
+class DetectorStageConfig(StageConfig):
+    """Everything that determines a trained saliency detector (PoolNet role); it learns from the pseudo-saliency stage
+    ``pseudo_key`` names."""
+
+    stage: ClassVar[str] = "detector"
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(
@@ -112,21 +140,28 @@ class DetectorStageConfig:
     def run_name(self) -> str:
         return f"detector-{slug(self.pseudo_label) or 'pseudo'}-{self.backbone.name}-seed{self.train.seed}"
 
-    def hashed(self) -> dict[str, Any]:
-        return weights_key(self)
+    def check(self, pseudo: StageDir) -> None:
+        if pseudo.key != self.pseudo_key:
+            raise ValueError(f"detector configured with pseudo-saliency stage {self.pseudo_key} but given {pseudo.key}")
+
+    def build(self, ctx: RunContext, weights: str | None, pseudo: StageDir | None = None) -> Method:
+        return _build("detector", self, weights)
+
+    def train_set(self, ctx: RunContext, pseudo: StageDir, method: Method) -> Any:
+        base = open_dataset(self.dataset, self.train_split, work_dir=ctx.work_dir)
+        return PseudoSaliencyDataset(base, pseudo.file("png"), build_train_transform(self.augment, *method.normalization))
 
 
 @dataclass(frozen=True)
-class TrainedSaliency:
+class TrainedSaliency(Trained):
     """A trained saliency model (C²AM or detector) and how its output is read."""
 
-    kind: Literal["c2am", "detector"]
-    config: C2AMStageConfig | DetectorStageConfig
-    stage: StageDir
-    method: Method
-    history: pd.DataFrame
     invert: bool = False
     """Plain C²AM whose first partition is the background (border heuristic)."""
+
+    @property
+    def kind(self) -> Literal["c2am", "detector"]:
+        return self.config.stage
 
     def tta(self, scales: tuple[float, ...], flip: bool = True) -> SaliencyTTAConfig:
         activation = "relu" if self.kind == "c2am" else "sigmoid"
@@ -142,13 +177,9 @@ def _build(kind: str, cfg, weights: str | None = None) -> Method:
     return build_method("saliency_detector", cfg.detector, backbone, 0)
 
 
-def _trained(kind: str, cfg, done: TrainedStage) -> TrainedSaliency:
-    invert = bool(done.stage.read_json("orientation.json")["invert"]) if kind == "c2am" else False
-    return TrainedSaliency(kind, cfg, done.stage, done.method, done.history, invert)
-
-
-def _load_finished(kind: str, cfg, sd: StageDir) -> TrainedSaliency:
-    return _trained(kind, cfg, load_trained(sd, partial(_build, kind, cfg)))
+def _saliency(done: Trained) -> TrainedSaliency:
+    invert = bool(done.stage.read_json("orientation.json")["invert"]) if done.config.stage == "c2am" else False
+    return TrainedSaliency(done.config, done.stage, done.method, done.history, invert)
 
 
 @torch.no_grad()
@@ -170,45 +201,12 @@ def _border_orientation(method: C2AMMethod, dataset, cfg: C2AMStageConfig) -> di
 def train_c2am(ctx: RunContext, cfg: C2AMStageConfig, hints: StageDir | None = None,
                progress: bool = True) -> TrainedSaliency:
     """Train (resume, or load) C²AM, or C²AM-H when ``hints`` (the CAM stage ``cfg.hints_cams`` names) is given."""
-    if bool(cfg.hints_cams) != (hints is not None) or (hints is not None and hints.key != cfg.hints_cams):
-        raise ValueError(f"C2AM stage configured with hints {cfg.hints_cams or 'none'} but given "
-                         f"{hints.key if hints is not None else 'none'}; pass the CAM stage the config names")
-    if hints is not None and cfg.loss.hint_weight <= 0:
-        raise ValueError("C2AM-H needs loss.hint_weight > 0 (hint_weight = 0 is plain C2AM: leave the hints out)")
-
-    def train_set(method: Method):
-        transform = build_train_transform(cfg.augment, *method.normalization)
-        if hints is None:
-            return open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
-                                transform=transform)
-        base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
-        return HintedDataset(base, hints.file("npz"), transform)
-
-    def orientation(method: Method, sd: StageDir) -> dict[str, Any]:
-        if hints is not None:
-            found = {"invert": False, "rule": "hints anchor the first partition as foreground (P-NOC drops the heuristic)"}
-        else:
-            plain = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=False)
-            found = _border_orientation(method, plain, cfg)
-        atomic_write_json(sd.file("orientation.json"), found)
-        return {"invert": found["invert"]}
-
-    return _trained("c2am", cfg, train_stage(ctx, "c2am", cfg.hashed(), cfg.run_name, partial(_build, "c2am", cfg),
-                                             train_set, cfg.train, cfg.optim, after=orientation, progress=progress))
+    return _saliency(train_stage(ctx, cfg, hints, progress=progress))
 
 
 def train_detector(ctx: RunContext, cfg: DetectorStageConfig, pseudo: StageDir, progress: bool = True) -> TrainedSaliency:
     """Train (resume, or load) the saliency detector on the pseudo-saliency masks in ``pseudo``."""
-    if pseudo.key != cfg.pseudo_key:
-        raise ValueError(f"detector configured with pseudo-saliency stage {cfg.pseudo_key} but given {pseudo.key}")
-
-    def train_set(method: Method):
-        base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
-        return PseudoSaliencyDataset(base, pseudo.file("png"), build_train_transform(cfg.augment, *method.normalization))
-
-    return _trained("detector", cfg, train_stage(ctx, "detector", cfg.hashed(), cfg.run_name,
-                                                 partial(_build, "detector", cfg), train_set, cfg.train, cfg.optim,
-                                                 progress=progress))
+    return _saliency(train_stage(ctx, cfg, pseudo, progress=progress))
 
 
 def infer_saliency_stage(ctx: RunContext, trained: TrainedSaliency, split: str, scales: tuple[float, ...],
@@ -354,8 +352,8 @@ def load_saliency_runs(ctx: RunContext, labels: list[str] | None = None,
     runs = []
     for r in records:
         c2am_sd, det_sd = _stage(ctx, r["c2am"]), _stage(ctx, r["detector"])
-        c2am = _load_finished("c2am", from_dict(C2AMStageConfig, c2am_sd.config()["config"]), c2am_sd)
-        detector = _load_finished("detector", from_dict(DetectorStageConfig, det_sd.config()["config"]), det_sd)
+        c2am = _saliency(load_trained(ctx, c2am_sd, from_dict(C2AMStageConfig, c2am_sd.config()["config"])))
+        detector = _saliency(load_trained(ctx, det_sd, from_dict(DetectorStageConfig, det_sd.config()["config"])))
         runs.append(SaliencyRun(r["label"], r["hints"], int(r.get("seed", 0)), c2am, detector,
                                 _stage(ctx, r["hint_cams"]) if r["hint_cams"] else None,
                                 _stage(ctx, r["saliency"]), _stage(ctx, r["pseudo"]), _stage(ctx, r["refined"])))

@@ -14,10 +14,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Any, Sequence
-
-import pandas as pd
+from typing import Any, ClassVar, Sequence
 
 from wsss_lib import timing
 from wsss_lib.artifacts import StageDir
@@ -40,12 +37,11 @@ from wsss_lib.stages.records import (
     relative,
     slug,
     stage_from_record,
-    weights_key,
     write_record,
 )
 from wsss_lib.stages.refinement import load_refinement_runs, mask_score_stage
 from wsss_lib.stages.scores import cached_confusion
-from wsss_lib.stages.training import train_stage
+from wsss_lib.stages.training import StageConfig, Trained, train_stage
 from wsss_lib.train.optim import OptimConfig
 from wsss_lib.train.trainer import TrainConfig, seed_everything
 
@@ -58,8 +54,11 @@ GROUND_TRUTH = "ground truth"
 
 
 @dataclass(frozen=True)
-class SegmentationStageConfig:
-    """Everything that determines a trained segmentation network (its hash is the stage key)."""
+class SegmentationStageConfig(StageConfig):
+    """Everything that determines a trained segmentation network (its hash is the stage key); it learns from the
+    pseudo-mask stage ``masks_key`` names, or from the ground truth."""
+
+    stage: ClassVar[str] = "segmentation"
 
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(name="resnest269e", weights="timm",
@@ -81,43 +80,38 @@ class SegmentationStageConfig:
     def run_name(self) -> str:
         return f"deeplab{self.network.head}-{slug(self.masks_label)}-{self.backbone.name}-seed{self.train.seed}"
 
-    def hashed(self) -> dict[str, Any]:
-        return weights_key(self)
+    @property
+    def max_steps(self) -> int:
+        return int(self.iterations or 0)
+
+    def check(self, masks: StageDir | None) -> None:
+        if (masks.key if masks is not None else "") != self.masks_key:
+            raise ValueError(f"segmentation network configured with mask stage {self.masks_key or 'ground truth'!r} "
+                             f"but given {masks.key if masks is not None else 'ground truth'!r}")
+
+    def build(self, ctx: RunContext, weights: str | None, masks: StageDir | None = None) -> SegmentationMethod:
+        num_classes = open_dataset(self.dataset, self.train_split, work_dir=ctx.work_dir, progress=False).num_classes
+        backbone = replace(self.backbone, weights=weights) if weights else self.backbone
+        seed_everything(self.train.seed)  # the head's initialisation is part of what the stage key names
+        return build_method("segmentation", SegmentationMethodConfig(self.network, self.loss), backbone, num_classes)
+
+    def train_set(self, ctx: RunContext, masks: StageDir | None, method: SegmentationMethod) -> Any:
+        transform = build_train_transform(self.augment, *method.normalization)
+        if masks is None:  # the ground truth: the same split, opened with the training transform
+            return open_dataset(self.dataset, self.train_split, work_dir=ctx.work_dir, transform=transform)
+        base = open_dataset(self.dataset, self.train_split, work_dir=ctx.work_dir)
+        return PseudoMaskDataset(base, masks.path / MASK_FOLDER, transform)
 
 
-@dataclass(frozen=True)
-class TrainedSegmentation:
-    config: SegmentationStageConfig
-    stage: StageDir
-    method: SegmentationMethod
-    history: pd.DataFrame
-
-
-def _build(cfg: SegmentationStageConfig, num_classes: int, weights: str | None = None) -> SegmentationMethod:
-    backbone = replace(cfg.backbone, weights=weights) if weights else cfg.backbone
-    seed_everything(cfg.train.seed)  # the head's initialisation is part of what the stage key names
-    return build_method("segmentation", SegmentationMethodConfig(cfg.network, cfg.loss), backbone, num_classes)
+TrainedSegmentation = Trained
+"""A trained segmentation network: ``Trained[SegmentationStageConfig, SegmentationMethod]``."""
 
 
 def train_segmentation(ctx: RunContext, cfg: SegmentationStageConfig, masks: StageDir | None = None,
-                       progress: bool = True) -> TrainedSegmentation:
+                       progress: bool = True) -> Trained:
     """Train (resume, or load) the segmentation network on ``masks`` (a pseudo-mask stage of ``cfg.train_split``)
     or, with ``masks=None``, on the split's ground truth."""
-    if (masks.key if masks is not None else "") != cfg.masks_key:
-        raise ValueError(f"segmentation network configured with mask stage {cfg.masks_key or 'ground truth'!r} but "
-                         f"given {masks.key if masks is not None else 'ground truth'!r}")
-    base = open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress)
-
-    def train_set(method: SegmentationMethod):
-        transform = build_train_transform(cfg.augment, *method.normalization)
-        if masks is None:  # the ground truth: the same split, opened with the training transform
-            return open_dataset(cfg.dataset, cfg.train_split, work_dir=ctx.work_dir, progress=progress,
-                                transform=transform)
-        return PseudoMaskDataset(base, masks.path / MASK_FOLDER, transform)
-
-    done = train_stage(ctx, "segmentation", cfg.hashed(), cfg.run_name, partial(_build, cfg, base.num_classes),
-                       train_set, cfg.train, cfg.optim, max_steps=int(cfg.iterations or 0), progress=progress)
-    return TrainedSegmentation(cfg, done.stage, done.method, done.history)
+    return train_stage(ctx, cfg, masks, progress=progress)
 
 
 def predict_stage(ctx: RunContext, trained: TrainedSegmentation, split: str, cfg: SegInferenceConfig,
