@@ -33,7 +33,7 @@ reproduce: $(STAMP)
 
 # Check every finished stage of a work directory against its DONE.json (sizes and SHA-256), e.g. make verify PROFILE=smoke
 verify: $(STAMP)
-	$(PY) -m wsss_lib.verify --profile $(PROFILE)
+	$(PY) -m wsss_lib.runner.verify --profile $(PROFILE)
 
 # ruff and the layer contract (both in pyproject.toml), unit tests, every notebook through nbval with its default
 # (smoke) parameters, then the dry runs of both paper profiles with small backbones (about 5 min together).
@@ -46,7 +46,7 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory dry-runs-small
 
 # The dry runs of the paper profiles: every notebook on generated VOC/COCO-layout fixtures, capped
-# (wsss_lib/dry_run.py). `dry-runs`: the profiles' own architectures (15-20 min and ~7 GB each on 2 CPU cores);
+# (wsss_lib/runner/dry_run.py). `dry-runs`: the profiles' own architectures (15-20 min and ~7 GB each on 2 CPU cores);
 # `dry-runs-small` (in `make test`): each backbone the smallest of its family, both profiles at once, one thread each
 # (the two runs leave each other's idle core busy; two threads each would oversubscribe 2 cores).
 DRY_PROFILES := paper-voc paper-coco

@@ -20,7 +20,7 @@ from typing import Any
 
 from wsss_lib.config import config_hash, load_profile, merge
 from wsss_lib.paths import repo_root
-from wsss_lib.reproduce import discover_notebooks, notebook_defaults, notebook_parameters, profile_notebooks
+from wsss_lib.runner.notebooks import discover_notebooks, notebook_defaults, notebook_parameters, profile_notebooks
 from wsss_lib.stages.parameters import PARAMETER_TYPES, notebook_configs
 from wsss_lib.stages.priors import as_list, method_label, ordinary_config, recipe_note, variant_label
 

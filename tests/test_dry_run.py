@@ -11,7 +11,7 @@ from PIL import Image
 from wsss_lib.config import load_profile
 from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.data.fixtures import ABSENT_FROM_TRAIN, COCO_CATEGORIES, write_coco_fixture, write_voc_fixture
-from wsss_lib.dry_run import CAPS, SMALL_BACKBONES, dry_run_parameters, dry_run_profile_name, is_dry_run_profile
+from wsss_lib.runner.dry_run import CAPS, SMALL_BACKBONES, dry_run_parameters, dry_run_profile_name, is_dry_run_profile
 from wsss_lib.stages.context import DRY_RUN_NOTE, SMALL_DRY_RUN_NOTE, RunContext
 
 
@@ -66,7 +66,7 @@ def _params(profile_name: str, stem: str) -> dict:
 
 
 def _capped(profile_name: str, stem: str, small: bool = False):
-    from wsss_lib.reproduce import _resolver
+    from wsss_lib.runner.run import _resolver
 
     return dry_run_parameters(_params(profile_name, stem), small, _resolver(stem))
 
@@ -92,7 +92,7 @@ def test_caps_act_on_the_resolved_configs_keep_the_code_path_and_say_what_change
 
 
 def _leaf_paths(params: dict):
-    from wsss_lib.dry_run import leaves
+    from wsss_lib.runner.dry_run import leaves
 
     return [leaf for name, value in params.items() for leaf in leaves(value, name)]
 
@@ -121,7 +121,7 @@ def _resolved_paths(profile_name: str):
     """Every (path, value) of every notebook parameter of a profile, stage dicts resolved over their defaults."""
     from wsss_lib.config import to_dict
     from wsss_lib.paths import repo_root
-    from wsss_lib.reproduce import notebook_defaults
+    from wsss_lib.runner.notebooks import notebook_defaults
     from wsss_lib.stages.parameters import PARAMETER_TYPES, build_parameter
 
     profile = load_profile(profile_name)

@@ -70,7 +70,7 @@ def test_papermill_overrides_change_one_nested_field_of_the_notebooks_dict():
 def test_a_paper_profile_gives_every_stage_dict_and_runtime_of_its_notebooks(profile_name):
     """A dict the profile leaves out would take the notebook's defaults, the smoke settings: a paper profile names
     every one (``{}`` = the config's defaults, the paper's settings)."""
-    from wsss_lib.reproduce import discover_notebooks, notebook_defaults
+    from wsss_lib.runner.notebooks import discover_notebooks, notebook_defaults
     from wsss_lib.stages.parameters import PARAMETER_TYPES
 
     profile = load_profile(profile_name)
@@ -83,10 +83,10 @@ def test_a_paper_profile_gives_every_stage_dict_and_runtime_of_its_notebooks(pro
 def test_stage_keys_of_the_study_did_not_change_with_the_configuration_shape():
     """Keys pinned at the change to nested configs: the study's finished stages (work/study) stay valid. A change
     here recomputes every stage of a profile: say so when you make it."""
-    from wsss_lib.benchmark_check import notebook_namespace
     from wsss_lib.config import config_hash
     from wsss_lib.stages.parameters import notebook_configs
     from wsss_lib.stages.priors import method_classifier, ordinary_config
+    from wsss_lib.studies.benchmark_v2 import notebook_namespace
 
     ns = notebook_namespace("study", "02_puzzle_cam")
     cfg = notebook_configs("02", dataset=ns["dataset"], data_root=ns["data_root"], runtime=ns["runtime"],
@@ -100,8 +100,9 @@ def test_stage_keys_of_the_study_did_not_change_with_the_configuration_shape():
 def test_a_profiles_overrides_are_folded_into_its_dicts_before_the_dry_run_caps_them():
     """overrides in a profile block reach the stage dicts before the caps and the plan see them (they would
     otherwise run after the caps, uncapped)."""
-    from wsss_lib.dry_run import dry_run_parameters
-    from wsss_lib.reproduce import _resolver, discover_notebooks, validate_parameters
+    from wsss_lib.runner.dry_run import dry_run_parameters
+    from wsss_lib.runner.notebooks import discover_notebooks, validate_parameters
+    from wsss_lib.runner.run import _resolver
 
     notebooks = discover_notebooks(repo_root() / "notebooks", ["01"])
     profile = load_profile("paper-voc")

@@ -1,4 +1,4 @@
-"""wsss_lib.plan: the real run's training plan derived from a dry run's records and manifest."""
+"""wsss_lib.runner.plan: the real run's training plan derived from a dry run's records and manifest."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from wsss_lib.plan import build_plan
+from wsss_lib.runner.plan import build_plan
 
 
 def _record(**kw):
@@ -116,7 +116,7 @@ def _bench(tmp_path):
 
 
 def test_per_image_stages_are_planned_at_real_split_sizes_with_costs_from_the_bench(tmp_path):
-    from wsss_lib.plan import build_image_plan, hours_table
+    from wsss_lib.runner.plan import build_image_plan, hours_table
 
     records = _write(tmp_path, [
         _record(),
@@ -159,7 +159,7 @@ def test_per_image_stages_are_planned_at_real_split_sizes_with_costs_from_the_be
 
 
 def test_per_image_scales_that_do_not_map_back_to_the_dry_run_fail_the_check(tmp_path):
-    from wsss_lib.plan import build_image_plan
+    from wsss_lib.runner.plan import build_image_plan
 
     records = _write(tmp_path, [_image_record(scales=[0.5, 1.0])])
     cpu, cuda = _bench(tmp_path)

@@ -20,9 +20,9 @@ from wsss_lib.models.backbone import BackboneConfig, create_backbone
 
 def _named_backbones() -> dict[tuple[str, int], list[str]]:
     """``{(timm name, output stride): [where it is named]}`` over every profile."""
-    from wsss_lib.dry_run import leaves
     from wsss_lib.paths import repo_root
-    from wsss_lib.reproduce import notebook_defaults
+    from wsss_lib.runner.dry_run import leaves
+    from wsss_lib.runner.notebooks import notebook_defaults
     from wsss_lib.stages.parameters import PARAMETER_TYPES, build_parameter
 
     found: dict[tuple[str, int], list[str]] = {}

@@ -9,7 +9,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from wsss_lib.reproduce import discover_notebooks, run_notebooks, validate_parameters
+from wsss_lib.runner.notebooks import discover_notebooks, validate_parameters
+from wsss_lib.runner.run import run_notebooks
 
 
 def make_notebook(path: Path, parameters: str, body: str) -> Path:
@@ -79,7 +80,7 @@ def test_failure_names_notebook_and_cell_and_keeps_partial_output(notebooks, tmp
 def test_every_profile_matches_the_notebooks(profile_name):
     from wsss_lib.config import load_profile
     from wsss_lib.paths import repo_root
-    from wsss_lib.reproduce import profile_notebooks
+    from wsss_lib.runner.notebooks import profile_notebooks
 
     profile = load_profile(profile_name)
     every = discover_notebooks(repo_root() / "notebooks")
@@ -108,7 +109,7 @@ def test_smoke_profile_equals_notebook_defaults():
 
 
 def test_a_profile_runs_the_notebooks_it_names(notebooks):
-    from wsss_lib.reproduce import profile_notebooks
+    from wsss_lib.runner.notebooks import profile_notebooks
 
     found = discover_notebooks(notebooks)
     subset = {"common": {}, "notebooks": {"01_second": {}}}
@@ -134,7 +135,8 @@ def test_study_stress_extends_study():
 def test_set_overrides_the_notebooks_that_declare_the_parameter(notebooks):
     import argparse
 
-    from wsss_lib.reproduce import apply_overrides, parse_override
+    from wsss_lib.runner.overrides import apply_to_profile as apply_overrides
+    from wsss_lib.runner.overrides import parse_override
 
     assert parse_override("seeds=[0]") == ("seeds", [0]) and parse_override("amp=bf16") == ("amp", "bf16")
     with pytest.raises(argparse.ArgumentTypeError):
@@ -149,7 +151,7 @@ def test_set_overrides_the_notebooks_that_declare_the_parameter(notebooks):
 
 
 def test_benchmark_check_reads_the_study_recipe_as_notebook_01_would():
-    from wsss_lib.benchmark_check import notebook_namespace
+    from wsss_lib.studies.benchmark_v2 import notebook_namespace
 
     study = notebook_namespace("study", "01_cam_baseline")
     assert study["dataset"] == "synthetic-v2" and study["classifier"]["train"]["epochs"] == 6
@@ -164,7 +166,8 @@ def test_set_changes_one_nested_field_and_keeps_the_others(capsys):
     file and the config's known fields, before anything runs."""
     from wsss_lib.config import load_profile
     from wsss_lib.paths import repo_root
-    from wsss_lib.reproduce import apply_overrides, notebook_defaults, validate_parameters
+    from wsss_lib.runner.notebooks import notebook_defaults, validate_parameters
+    from wsss_lib.runner.overrides import apply_to_profile as apply_overrides
 
     notebooks = discover_notebooks(repo_root() / "notebooks", ["01", "02", "07", "11"])
     study = load_profile("study")
@@ -221,7 +224,7 @@ def test_shard_option_is_checked(capsys):
 
 def test_local_executor_runs_a_batch_in_order_and_records_the_jobs(notebooks, tmp_path):
     """--executor local: one submitit job per notebook, the second submitted after the first succeeded."""
-    from wsss_lib.reproduce import job_resources, run_with_executor
+    from wsss_lib.runner.executors import job_resources, run_with_executor
 
     make_notebook(notebooks / "01_second.ipynb", 'profile = "smoke"\nboom = False',
                   'import pathlib\nassert pathlib.Path("cwd.txt").is_file(), "00 must have run first"\n'
@@ -243,7 +246,7 @@ def test_local_executor_runs_a_batch_in_order_and_records_the_jobs(notebooks, tm
 @pytest.mark.parametrize("profile_name", ["smoke", "paper-voc", "paper-coco", "study", "study-stress"])
 def test_every_profile_resources_block_reads(profile_name):
     from wsss_lib.config import load_profile
-    from wsss_lib.reproduce import job_resources
+    from wsss_lib.runner.executors import job_resources
 
     profile = load_profile(profile_name)
     assert set(profile.get("resources") or {}) <= {"default", *profile["notebooks"]}
@@ -252,7 +255,7 @@ def test_every_profile_resources_block_reads(profile_name):
 
 
 def test_a_notebook_on_several_devices_asks_for_as_many_gpus():
-    from wsss_lib.reproduce import job_resources
+    from wsss_lib.runner.executors import job_resources
 
     profile = {"common": {}, "resources": {"default": {"gpus": 1}, "00_cpu": {"gpus": 0}},
                "notebooks": {"01_train": {"runtime": {"devices": 8}}, "02_one": {}, "00_cpu": {"runtime": {"devices": 2}}}}

@@ -23,9 +23,9 @@ from test_train import CFG, OPT, ToyMethod, ToySet
 from wsss_lib.artifacts import ArtifactCorruptError, ArtifactStore
 from wsss_lib.formats.cam_io import load_cam, save_cam
 from wsss_lib.io import ArtifactReadError, ArtifactWriteError, atomic_path, atomic_write_bytes, remove_stale_temporaries
+from wsss_lib.runner.verify import main as verify_main
 from wsss_lib.train import TrainConfig, fit
 from wsss_lib.train.trainer import SeededSamples, seed_everything
-from wsss_lib.verify import main as verify_main
 
 # ------------------------------------------------------------------ 1. the worker count changes nothing
 

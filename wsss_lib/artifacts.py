@@ -14,7 +14,7 @@ of the stage folder (``path<TAB>bytes<TAB>sha256``, the hash ``-`` when the stag
 ``WSSS_HASH_LIMIT`` bytes, 2 GiB by default), and ``DONE.json`` records the manifest's own hash, the file count
 and the total size. Whenever a finished stage is used (``StageDir.done``), every file's size is checked
 against the manifest, and with ``WSSS_VERIFY=1`` (``python -m wsss_lib.reproduce --verify``) every recorded
-hash too; ``python -m wsss_lib.verify WORK_DIR`` checks a whole work directory. A truncated, emptied or
+hash too; ``python -m wsss_lib.runner.verify WORK_DIR`` checks a whole work directory. A truncated, emptied or
 deleted file raises :class:`ArtifactCorruptError` naming the file and the stage folder to delete to recompute
 it. A stage finished before manifests existed (``DONE.json`` without ``manifest``) is trusted as before.
 

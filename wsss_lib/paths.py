@@ -15,7 +15,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["repo_root", "work_dir", "reports_dir", "data_root_from_env"]
+__all__ = ["repo_root", "work_dir", "reports_dir", "data_root_from_env", "DRY_SUFFIX", "SMALL_SUFFIX",
+           "dry_run_profile_name", "is_dry_run_profile"]
+
+DRY_SUFFIX = "-dry"
+"""A dry run of profile ``p`` writes under the profile name ``p-dry`` (:mod:`wsss_lib.runner.dry_run`)."""
+SMALL_SUFFIX = "-small"
+"""... and ``p-small-dry`` with ``--small-backbones``."""
 
 
 def repo_root() -> Path:
@@ -45,3 +51,14 @@ def data_root_from_env(data_root: str | os.PathLike | None) -> Path | None:
         return Path(data_root).expanduser().resolve()
     env = os.environ.get("WSSS_DATA")
     return Path(env).expanduser().resolve() if env else None
+
+
+def dry_run_profile_name(profile: str, small_backbones: bool = False) -> str:
+    """The profile name a dry run of ``profile`` writes under (its own work and reports folders)."""
+    if profile.endswith(DRY_SUFFIX):
+        return profile
+    return profile + (SMALL_SUFFIX if small_backbones else "") + DRY_SUFFIX
+
+
+def is_dry_run_profile(profile: str) -> bool:
+    return profile.endswith(DRY_SUFFIX)

@@ -17,7 +17,7 @@ run runs under ``--dry-run-timeout``, and the summary is written whatever happen
 5. **The per-image stages at paper scale** (:mod:`wsss_lib.bench.per_image`): ResNeSt-269's TTA CAMs (4 scales +
    flip), DeepLab's TTA, the affinity network and the random walk, the dense CRFs and the file IO, at VOC's
    500 x 375 and COCO's 640 x 480 (81 classes), and the CRFs and the walk at 512 x 512: the GPU-hours column of the
-   dry run's plan (:mod:`wsss_lib.plan`).
+   dry run's plan (:mod:`wsss_lib.runner.plan`).
 
 Order on the device: training rows, study rows, walk, per-image rows, dry run (the longest, last, under its own
 timeout).

@@ -55,7 +55,7 @@ class Variant:
     """A label and the dotted parameter overrides it runs with (``"workers0:runtime.num_workers=0"``)."""
 
     def __init__(self, text: str):
-        from wsss_lib.reproduce import parse_override
+        from wsss_lib.runner.overrides import parse_override
 
         label, _, settings = text.partition(":")
         if not label:
@@ -69,7 +69,7 @@ class Variant:
 
 def _configs(profile: str, notebook: str, overrides: dict[str, Any]):
     """The typed stage configs notebook ``notebook`` builds under ``profile`` with ``overrides`` (dotted)."""
-    from wsss_lib.reproduce import notebook_defaults, notebook_parameters
+    from wsss_lib.runner.notebooks import notebook_defaults, notebook_parameters
     from wsss_lib.stages.parameters import PARAMETER_TYPES, notebook_configs
 
     path = repo_root() / "notebooks" / f"{notebook}.ipynb"
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="", help="output folder (default reports/bench)")
     parser.add_argument("--keep", action="store_true", help="keep each run's work directory")
     args = parser.parse_args(argv)
-    from wsss_lib.reproduce import parse_override
+    from wsss_lib.runner.overrides import parse_override
 
     common = dict(parse_override(s) for s in args.overrides)
     variants = args.variants or [Variant("profile")]

@@ -1,4 +1,4 @@
-"""Check a work directory against what its stages recorded: ``python -m wsss_lib.verify WORK_DIR``.
+"""Check a work directory against what its stages recorded: ``python -m wsss_lib.runner.verify WORK_DIR``.
 
 For every stage folder (``<WORK_DIR>/<stage>/<name>-<key>/``) it reports one line: ``ok`` (every file has the
 size and, unless ``--sizes-only``, the SHA-256 its ``DONE.json`` manifest recorded), ``CORRUPT`` (naming the
@@ -58,7 +58,7 @@ def verify_work_dir(work_dir: str | Path, hashes: bool = True, clean: bool = Fal
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wsss_lib.verify", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m wsss_lib.runner.verify", description=__doc__.split("\n\n")[0])
     parser.add_argument("work_dir", nargs="?", help="a work directory, e.g. work/smoke (default: --profile's)")
     parser.add_argument("--profile", default="smoke", help="the profile whose work directory to check (WSSS_WORK "
                                                          "moves it), when WORK_DIR is not given")

@@ -1,6 +1,6 @@
 """The real run's plan, derived from a dry run: what ``make reproduce PROFILE=<profile>`` will train, and what it costs.
 
-A dry run executes every notebook with capped parameters (:mod:`wsss_lib.dry_run`); each training stage it trains
+A dry run executes every notebook with capped parameters (:mod:`wsss_lib.runner.dry_run`); each training stage it trains
 appends one record to ``work/<profile>-dry/plan-records.jsonl`` (its notebook, stage, key, method, backbone,
 training split and capped recipe; ``wsss_lib.stages.training``). :func:`build_plan` turns every record back into
 the stage the real run trains, with the profile's values from the dry run's manifest (``dry_run_caps``: each capped
@@ -374,18 +374,18 @@ def write_plan(work_dir: Path, reports_dir: Path, manifest: dict[str, Any], data
     images.to_csv(tables / "plan_images.csv", index=False)
     hours.to_csv(tables / "plan_hours.csv", index=False)
     gpu = plan["gpu_hours"].sum(min_count=1) if len(plan) else float("nan")
-    caption = (f"The real run's training plan, derived from this dry run (wsss_lib.plan): {len(plan)} training "
+    caption = (f"The real run's training plan, derived from this dry run (wsss_lib.runner.plan): {len(plan)} training "
                f"stages, {int(plan['runs'].sum()) if len(plan) else 0} runs, "
                f"{int(plan['images_processed'].sum()) if len(plan) else 0:,} images processed. GPU hours: "
                + (f"{gpu:.1f} where {cuda_csv.name} has a figure" if gpu == gpu else
                   f"no GPU figure in {cuda_csv} (run make gpu-check on a GPU machine)") + ".")
     (tables / "plan.md").write_text(f"{caption}\n\n{plan.to_markdown(index=False, floatfmt='.2f')}\n")
-    image_caption = (f"The real run's per-image stages, derived from this dry run (wsss_lib.plan): {len(images)} "
+    image_caption = (f"The real run's per-image stages, derived from this dry run (wsss_lib.runner.plan): {len(images)} "
                      f"stages at the real split sizes, cost per image at {TYPICAL_IMAGE.get(dataset, '?')} px from "
                      f"{cpu_csv.name} (CPU) and {cuda_csv.name} (GPU; make bench --per-image, make gpu-check); "
                      "blank where no figure was measured.")
     (tables / "plan_images.md").write_text(f"{image_caption}\n\n{images.to_markdown(index=False, floatfmt='.2f')}\n")
-    hours_caption = ("CPU and GPU hours per notebook of the real run (wsss_lib.plan): training on the GPU, the per-image "
+    hours_caption = ("CPU and GPU hours per notebook of the real run (wsss_lib.runner.plan): training on the GPU, the per-image "
                      "stages' CPU-bound parts (CRF, file IO), their device parts on a GPU, and those device parts on "
                      "this CPU where no GPU runs them. Blank: no figure measured.")
     (tables / "plan_hours.md").write_text(f"{hours_caption}\n\n{hours.to_markdown(index=False, floatfmt='.2f')}\n")

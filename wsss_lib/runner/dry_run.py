@@ -41,7 +41,7 @@ per profile on 2 CPU cores and about 7 GB of checkpoints (ResNeSt-269: 440 MB pe
 8 minutes for both. The profile's own architectures stay covered by the full dry run (``make dry-runs``) and, in
 the unit tests, by building every backbone a profile names at its output stride (``tests/test_profile_backbones.py``).
 
-The dry run ends with the real run's training plan (:mod:`wsss_lib.plan`: each training stage it trained, with the
+The dry run ends with the real run's training plan (:mod:`wsss_lib.runner.plan`: each training stage it trained, with the
 profile's recipe restored from the manifest's caps), and fails if a recipe field does not map back to its parameter.
 
 Images per split are capped by the data: the fixtures are small. With ``--data`` pointing at a real dataset the dry
@@ -54,11 +54,11 @@ import fnmatch
 from typing import Any, Callable, Mapping
 
 from wsss_lib.config import set_path
+from wsss_lib.paths import dry_run_profile_name, is_dry_run_profile
 
 __all__ = ["CAPS", "SMALL_BACKBONES", "SMALL_CAPS", "dry_run_parameters", "dry_run_profile_name", "is_dry_run_profile",
            "leaves"]
 
-DRY_SUFFIX = "-dry"
 CROP = 64
 
 
@@ -114,19 +114,6 @@ def _small_backbone(value: Any) -> Any:
 
 SMALL_CAPS: dict[str, Callable[[Any], Any]] = {"*.backbone.name": _small_backbone}
 """The one extra cap of ``--small-backbones`` (on top of :data:`CAPS`)."""
-
-SMALL_SUFFIX = "-small"
-
-
-def dry_run_profile_name(profile: str, small_backbones: bool = False) -> str:
-    if profile.endswith(DRY_SUFFIX):
-        return profile
-    return profile + (SMALL_SUFFIX if small_backbones else "") + DRY_SUFFIX
-
-
-def is_dry_run_profile(profile: str) -> bool:
-    return profile.endswith(DRY_SUFFIX)
-
 
 def leaves(value: Any, prefix: str) -> list[tuple[str, Any]]:
     """``(dotted path, value)`` of every leaf of a nested dict (a non-dict value is one leaf, at ``prefix``)."""

@@ -1,6 +1,6 @@
 """The pre-registered design criteria of the synthetic benchmark v2, checked on the vanilla CAM alone.
 
-``python -m wsss_lib.benchmark_check [--seeds 0 1 2]`` trains (or loads) the vanilla CAM of notebook 01 with the
+``python -m wsss_lib.studies.benchmark_v2 [--seeds 0 1 2]`` trains (or loads) the vanilla CAM of notebook 01 with the
 study recipe (``wsss_lib/profiles/study.yaml``: the notebook's defaults overlaid with the profile's block) on the
 clean variant (profile ``study``, data ``synthetic-v2``) and on the stress variant (profile ``study-stress``,
 ``synthetic-v2-stress``), for each seed, and checks the criteria written in ``data_cards/synthetic_wsss.md``
@@ -33,7 +33,7 @@ from wsss_lib.data import class_groups, open_dataset
 from wsss_lib.evaluation.pathology import group_error_breakdown, label_prior_loss
 from wsss_lib.paths import repo_root
 from wsss_lib.reporting.cam_report import trivial_baselines
-from wsss_lib.reproduce import notebook_defaults, notebook_parameters
+from wsss_lib.runner.notebooks import notebook_defaults, notebook_parameters
 from wsss_lib.stages.classifier import ClassifierStageConfig
 from wsss_lib.stages.context import RunContext
 from wsss_lib.stages.parameters import notebook_configs
@@ -112,7 +112,7 @@ def criteria_table(clean: Sequence[PriorsRun], stress: Sequence[PriorsRun], grou
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wsss_lib.benchmark_check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m wsss_lib.studies.benchmark_v2", description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="default: the seeds of notebook 01 in the study profile")
     parser.add_argument("--no-progress", action="store_true")
