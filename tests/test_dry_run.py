@@ -11,6 +11,7 @@ from PIL import Image
 from wsss_lib.config import load_profile
 from wsss_lib.data import DatasetConfig, open_dataset
 from wsss_lib.data.fixtures import ABSENT_FROM_TRAIN, COCO_CATEGORIES, write_coco_fixture, write_voc_fixture
+from wsss_lib.reporting.writer import Report
 from wsss_lib.runner.dry_run import CAPS, SMALL_BACKBONES, dry_run_parameters, dry_run_profile_name, is_dry_run_profile
 from wsss_lib.stages.context import DRY_RUN_NOTE, SMALL_DRY_RUN_NOTE, RunContext
 
@@ -112,7 +113,7 @@ def test_small_backbones_swap_each_backbone_for_the_smallest_of_its_family_and_s
     for small in set(SMALL_BACKBONES.values()):
         assert small in timm.list_models(), small
     ctx = RunContext.create("paper-voc-small-dry", str(tmp_path / "w"), str(tmp_path / "r"))
-    ctx.save_table(pd.DataFrame({"a": [1.0]}), "t", "A caption.")
+    Report(ctx).table(pd.DataFrame({"a": [1.0]}), "t", "A caption.")
     assert (tmp_path / "r" / "tables" / "t.md").read_text().startswith(SMALL_DRY_RUN_NOTE + " A caption.")
     assert "smallest of its family" in SMALL_DRY_RUN_NOTE
 
@@ -162,10 +163,10 @@ def test_dry_run_tables_and_figures_say_so(tmp_path):
 
     ctx = RunContext.create("paper-voc-dry", str(tmp_path / "w"), str(tmp_path / "r"))
     assert ctx.dry_run
-    ctx.save_table(pd.DataFrame({"a": [1.0]}), "t", "A caption.")
+    Report(ctx).table(pd.DataFrame({"a": [1.0]}), "t", "A caption.")
     assert (tmp_path / "r" / "tables" / "t.md").read_text().startswith(DRY_RUN_NOTE + " A caption.")
     fig = plt.figure()
-    ctx.save_figure(fig, "f")
+    Report(ctx).figure(fig, "f")
     assert any(t.get_text() == "DRY RUN" for t in fig.texts)
     with pytest.raises(AssertionError, match="floor"):
         RunContext.create("paper-voc", str(tmp_path / "w2"), str(tmp_path / "r2")).expect(False, "below the floor")
@@ -186,9 +187,9 @@ def test_smoke_is_a_wiring_check_and_says_so(tmp_path):
 
     smoke = RunContext.create("smoke", str(tmp_path / "w"), str(tmp_path / "r"))
     assert smoke.wiring_check and not smoke.dry_run and smoke.note == SMOKE_NOTE
-    smoke.save_table(pd.DataFrame({"a": [1.0]}), "t", "A caption.")
+    Report(smoke).table(pd.DataFrame({"a": [1.0]}), "t", "A caption.")
     assert (tmp_path / "r" / "tables" / "t.md").read_text().startswith(SMOKE_NOTE + " A caption.")
-    smoke.save_table(pd.DataFrame({"a": [1.0]}), "lit", "Literature values.", measured=False)
+    Report(smoke).table(pd.DataFrame({"a": [1.0]}), "lit", "Literature values.", measured=False)
     assert (tmp_path / "r" / "tables" / "lit.md").read_text().startswith("Literature values.")
     assert smoke.expect(False, "below the floor") is False  # reported, not raised
     assert "not applied" in smoke.checks_passed

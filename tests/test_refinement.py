@@ -263,7 +263,9 @@ def test_refinement_rows_record_reload_and_score(refinement_ctx):
     assert row["pseudo-masks (held-out t)"] == pytest.approx(100 * heldout.masks_confusion.scores().miou)
     assert label_quality_table([conventional, aware])["confident pixels"].between(0, 100).all()
     records = load_refinement_runs(ctx)
-    assert {r["label"] for r in records} == {"CAM (conventional labels)", "CAM + C2AM"}
+    assert {r.label for r in records} == {"CAM (conventional labels)", "CAM + C2AM"}
+    assert set(records[0].masks) == {"train", "val"} and records[0].seed == 0
+    assert load_refinement_runs(ctx, split="train_aug") == []  # none has pseudo-masks of train_aug
     again = _refinement(ctx, cfg, "CAM", "C2AM")  # cached: nothing retrains
     assert again.affinity.stage == aware.affinity.stage and again.splits["val"].masks == aware.splits["val"].masks
 

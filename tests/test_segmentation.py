@@ -27,6 +27,7 @@ from wsss_lib.io import atomic_save_image
 from wsss_lib.methods.segmentation import SegmentationLossConfig, SegmentationMethod, segmentation_loss
 from wsss_lib.models.backbone import BackboneConfig
 from wsss_lib.models.deeplab import DeepLabConfig, create_deeplab
+from wsss_lib.reporting.writer import Report
 
 LITE = BackboneConfig(name="tf_efficientnet_lite0", weights="none", frozen_bn=True)
 
@@ -235,8 +236,9 @@ def test_ground_truth_run_end_to_end_with_export_and_cache(tmp_path, tiny_synthe
     archive = run.test_export.path / "results.tar.gz"
     assert archive.is_file()
     record, = load_segmentation_runs(ctx)
-    assert record["supervision"] == "F" and record["model"] == "V3+" and record["miou"] == pytest.approx(
-        100 * run.confusion.scores().miou)
+    assert record.supervision == "F" and record.model == "V3+" and record.miou == pytest.approx(
+        100 * run.confusion.scores().miou) and record.seed == 0
+    assert load_segmentation_runs(ctx, split="train") == []  # evaluated on val only
     again = _run(ctx, cfg, "ground truth", test_split="test")  # every stage cached
     assert again.trained.stage == run.trained.stage and again.predictions == run.predictions
     assert np.array_equal(again.confusion.counts, run.confusion.counts)
@@ -271,15 +273,19 @@ def test_pseudo_mask_training_set_reads_the_masks_not_the_ground_truth(tmp_path,
 
 
 # ----------------------------------------------------------------------------------------------- notebook 10
-def _record(source, model, dataset="synthetic", miou=40.0):
-    return {"source": source, "model": model, "dataset": dataset, "eval_split": "val", "supervision": "I",
-            "backbone": "tf_efficientnet_lite0", "miou": miou, "test_export": ""}
+def _record(source, model, dataset="synthetic", miou=40.0, seed=0):
+    from wsss_lib.artifacts import StageDir
+    from wsss_lib.stages.segmentation import RecordedSegmentation
+
+    return RecordedSegmentation(source, source, seed, model, "tf_efficientnet_lite0", dataset, "train_aug", "val", "I",
+                                "", miou, None, None, "", StageDir("seg_predictions", "k", Path("/nonexistent")))
 
 
 def test_sota_table_keeps_literature_and_ours_apart():
     from wsss_lib.reporting.sota_report import sota_table
 
     records = [_record("P-NOC+LS + C2AM-H (P-NOC+LS)", "V3+", miou=12.5), _record("extra", "V2", miou=11.0),
+               _record("P-NOC+LS + C2AM-H (P-NOC+LS)", "V3+", miou=14.5, seed=1),
                _record("P-NOC+LS + C2AM-H (P-NOC+LS)", "V3+", dataset="coco", miou=99.0)]
     expected = [["P-NOC+LS + C2AM-H (P-NOC+LS)", "V3+"], ["P-OC + C2AM-H (P-OC)", "V3+"]]
     table = sota_table("table8", records, expected, "smoke")
@@ -287,7 +293,8 @@ def test_sota_table_keeps_literature_and_ours_apart():
     ours = table[table["numbers from"].str.startswith("this code")]
     assert len(literature) == len(pd.read_csv(Path(__file__).parents[1] / "reports/literature/pnoc_table8_voc_sota.csv"))
     assert ours["method"].tolist() == ["P-NOC+LS + C2AM-H (P-NOC+LS)", "P-OC + C2AM-H (P-OC)", "extra"]
-    assert ours["Val"].tolist()[0] == 12.5 and np.isnan(ours["Val"].tolist()[1]) and ours["Val"].tolist()[2] == 11.0
+    assert ours["Val"].tolist()[0] == 13.5 and np.isnan(ours["Val"].tolist()[1]) and ours["Val"].tolist()[2] == 11.0
+    assert ours["seeds"].tolist()[0] == 2 and ours["Val SD"].tolist()[0] == pytest.approx(np.sqrt(2))  # two seeds
     assert "no run yet" in ours["numbers from"].tolist()[1]
     assert ours["Test"].isna().all()  # the test score only comes from the server
     coco = sota_table("table9", records, [["P-NOC+LS + C2AM-H (P-NOC+LS)", "V2"]], "smoke")
@@ -302,7 +309,7 @@ def test_latex_export_escapes_and_keeps_missing_cells_empty(tmp_path):
 
     ctx = RunContext.create("t", str(tmp_path / "w"), str(tmp_path / "r"))
     frame = pd.DataFrame({"method": ["P-NOC+LS & C2AM_H"], "Val": [70.34], "Test": [np.nan]})
-    ctx.save_table(frame, "t8", "Table 8 (mIoU %)", latex=True)
+    Report(ctx).table(frame, "t8", "Table 8 (mIoU %)", latex=True)
     tex = (tmp_path / "r" / "tables" / "t8.tex").read_text()
     assert r"P-NOC+LS \& C2AM\_H & 70.3 &  \\" in tex and r"mIoU \%" in tex and r"\toprule" in tex
 

@@ -9,7 +9,7 @@ Nothing measured elsewhere is ever written into one of our rows.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ from wsss_lib.evaluation.seeds import mean_sd
 from wsss_lib.reporting.literature import load_literature
 from wsss_lib.reporting.priors_report import class_iou_frame, epoch_table
 from wsss_lib.stages.priors import PriorsRun
-from wsss_lib.stages.segmentation import GROUND_TRUTH
+from wsss_lib.stages.segmentation import GROUND_TRUTH, RecordedSegmentation
 
 __all__ = ["TABLE_DATASETS", "sota_table", "since_paper_table", "priors_epoch_table", "priors_class_table", "literature_epochs_wide",
            "literature_class_table"]
@@ -31,26 +31,26 @@ VOC's layout and protocol, every preset; its rows name the preset), Table 9 take
 _LITERATURE = {"table8": "pnoc_table8_voc_sota", "table9": "pnoc_table9_coco_sota"}
 
 
-def _ours(records: Sequence[Mapping[str, Any]], profile: str) -> dict[str, Any]:
+def _ours(records: Sequence[RecordedSegmentation], profile: str) -> dict[str, Any]:
     """Our row of one training source and model: the mean over its seeds' runs, with their SD and count."""
     record = records[0]
-    mean, sd = mean_sd([r["miou"] for r in records])
-    return {"method": record["source"], "supervision": record["supervision"], "backbone": record["backbone"],
-            "seg_model": record["model"], "val": mean, "val SD": sd, "seeds": len(records), "test": np.nan,
-            "numbers from": f"this code: profile {profile}, {record['dataset']} {record['eval_split']}",
-            "note": (f"test split exported for the evaluation server ({record['test_export']}); its score comes "
-                     "from the server" if record.get("test_export") else "")}
+    mean, sd = mean_sd([r.miou for r in records])
+    return {"method": record.source, "supervision": record.supervision, "backbone": record.backbone,
+            "seg_model": record.model, "val": mean, "val SD": sd, "seeds": len(records), "test": np.nan,
+            "numbers from": f"this code: profile {profile}, {record.dataset} {record.eval_split}",
+            "note": (f"test split exported for the evaluation server ({record.test_export}); its score comes "
+                     "from the server" if record.test_export else "")}
 
 
-def _grouped(records: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+def _grouped(records: Sequence[RecordedSegmentation]) -> list[list[RecordedSegmentation]]:
     """Records by (source, model, dataset, evaluation split), in order of appearance: one row of ours each."""
-    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    groups: dict[tuple, list[RecordedSegmentation]] = {}
     for r in records:
-        groups.setdefault((r["source"], r["model"], r["dataset"], r["eval_split"]), []).append(r)
+        groups.setdefault((r.source, r.model, r.dataset, r.eval_split), []).append(r)
     return list(groups.values())
 
 
-def sota_table(table: str, records: Sequence[Mapping[str, Any]], expected: Sequence[Sequence[str]],
+def sota_table(table: str, records: Sequence[RecordedSegmentation], expected: Sequence[Sequence[str]],
                profile: str) -> pd.DataFrame:
     """Table 8 (``table="table8"``) or 9 (``"table9"``): the literature rows, then ours.
 
@@ -68,10 +68,10 @@ def sota_table(table: str, records: Sequence[Mapping[str, Any]], expected: Seque
              "note": " ".join(str(lit[k]) for k in ("pretraining", "server_report")
                               if k in lit and isinstance(lit[k], str))}
             for lit in literature.to_dict("records")]
-    ours = _grouped([r for r in records if dataset_family(r["dataset"]) in TABLE_DATASETS[table]])
+    ours = _grouped([r for r in records if dataset_family(r.dataset) in TABLE_DATASETS[table]])
     used: set[int] = set()
     for source, model in expected:
-        match = [i for i, g in enumerate(ours) if g[0]["source"] == source and g[0]["model"] == model]
+        match = [i for i, g in enumerate(ours) if g[0].source == source and g[0].model == model]
         if match:
             used.update(match)
             rows.extend(_ours(ours[i], profile) for i in match)
@@ -88,10 +88,6 @@ def sota_table(table: str, records: Sequence[Mapping[str, Any]], expected: Seque
                    "note"]]
     return frame.rename(columns={"supervision": "Sup.", "seg_model": "Seg.", "val": "Val", "val SD": "Val SD",
                                  "test": "Test"})
-
-
-def _priors_split(run: PriorsRun) -> str:
-    return run.cams.config()["config"]["split"]
 
 
 _SINCE = {"table8": ("voc_val", "voc_test"), "table9": ("coco_val",)}
@@ -116,7 +112,7 @@ def since_paper_table(table: str) -> pd.DataFrame:
 def priors_epoch_table(runs: Sequence[PriorsRun], dataset: str, profile: str) -> pd.DataFrame:
     """Table 4's layout for this profile's priors runs: quick mIoU (%) after each epoch and the TTA mIoU."""
     table = epoch_table(runs)
-    splits = {r.label: _priors_split(r) for r in runs}
+    splits = {r.label: r.split for r in runs}
     table["numbers from"] = [f"this code: profile {profile}, {dataset}; TTA on {splits[m]}" for m in table["method"]]
     return table
 

@@ -16,7 +16,6 @@ status is non-zero. A dry run (:mod:`wsss_lib.runner.dry_run`) ends with the rea
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from pathlib import Path
@@ -124,7 +123,6 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
         manifest["notebooks"][nb.stem] = entry
         atomic_write_json(manifest_path, manifest)
         started = time.perf_counter()
-        os.environ["WSSS_NOTEBOOK"] = nb.stem  # the kernel inherits it: a dry run's plan records name their notebook
         try:
             pm.execute_notebook(str(nb), str(output), parameters=params, kernel_name="python3", language="python",
                                 cwd=str(nb.parent), execution_timeout=timeout, progress_bar={"leave": False})

@@ -1,8 +1,6 @@
-"""Where a notebook writes: the run context (profile, work directory, reports directory, artifact store).
-
-Every table is written twice, as CSV (for diffs and later notebooks) and as Markdown with a provenance
-line (profile, data, split, what produced it), and on request as LaTeX (pandas Styler, for the paper's tables);
-figures as PNG with fixed metadata so reruns diff cleanly.
+"""The run context of a notebook: its profile and name, its work directory (the artifact store) and its reports
+directory, and what kind of run it is (a real run, a dry run, or the smoke profile's wiring check) with the quality
+checks that apply to it. The tables and figures are written by :mod:`wsss_lib.reporting.writer`.
 """
 
 from __future__ import annotations
@@ -10,11 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-import pandas as pd
-
 from wsss_lib.artifacts import ArtifactStore
-from wsss_lib.io import atomic_path, atomic_write_text
 from wsss_lib.paths import DRY_SUFFIX, SMALL_SUFFIX, is_dry_run_profile
 from wsss_lib.paths import reports_dir as default_reports_dir
 from wsss_lib.paths import work_dir as default_work_dir
@@ -31,26 +25,21 @@ WIRING_CHECK_PROFILES = ("smoke",)
 """Profiles that only check the wiring (besides every dry run): their tables and figures say so and the quality
 checks of trained models (:meth:`RunContext.expect`) are reported, not applied."""
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def _escape_latex(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
-
-
 @dataclass(frozen=True)
 class RunContext:
     profile: str
     work_dir: Path
     reports_dir: Path
+    notebook: str = ""
+    """The notebook that runs (``"01_cam_baseline"``): named in run records, in a dry run's plan and in errors."""
 
     @classmethod
-    def create(cls, profile: str, work_dir: str = "", reports_dir: str = "") -> "RunContext":
-        """Resolve the folders of ``profile`` (empty strings: the defaults of ``wsss_lib.paths``)."""
+    def create(cls, profile: str, work_dir: str = "", reports_dir: str = "", notebook: str = "") -> "RunContext":
+        """Resolve the folders of ``profile`` (empty strings: the defaults of ``wsss_lib.paths``) for ``notebook``."""
         if not profile or "/" in profile:
             raise ValueError(f"profile must be a plain name such as 'smoke', got {profile!r}")
-        ctx = cls(profile, default_work_dir(profile, work_dir or None), default_reports_dir(profile, reports_dir or None))
+        ctx = cls(profile, default_work_dir(profile, work_dir or None), default_reports_dir(profile, reports_dir or None),
+                  notebook)
         for sub in ("tables", "figures"):
             (ctx.reports_dir / sub).mkdir(parents=True, exist_ok=True)
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
@@ -98,37 +87,3 @@ class RunContext:
             kind = "dry run" if self.dry_run else f"profile {self.profile}"
             return f"wiring checks passed; quality checks not applied ({kind})"
         return "checks passed"
-
-    def save_table(self, frame: pd.DataFrame, name: str, caption: str, *, index: bool = False,
-                   float_format: str = ".1f", latex: bool = False, measured: bool = True) -> Path:
-        """Write ``tables/<name>.csv`` and ``tables/<name>.md`` (caption + provenance + table); with ``latex`` also
-        ``tables/<name>.tex`` (booktabs rules, the same decimals, missing numbers as empty cells). A wiring check's
-        caption starts with :attr:`note`, unless ``measured=False`` (a table of literature values only)."""
-        base = self.reports_dir / "tables" / name
-        if self.note and measured:
-            caption = f"{self.note} {caption}"
-        with atomic_path(base.with_suffix(".csv")) as tmp:
-            frame.to_csv(tmp, index=index)
-        markdown = frame.to_markdown(index=index, floatfmt=float_format)
-        atomic_write_text(base.with_suffix(".md"), f"{caption}\n\n_Profile `{self.profile}`; measured by this "
-                          f"repository's code unless a column says literature._\n\n{markdown}\n")
-        if latex:
-            styler = (frame.style.format(precision=int(float_format.strip(".f") or 1), na_rep="", escape="latex")
-                      .format_index(escape="latex", axis=1))
-            styler = styler if index else styler.hide(axis="index")
-            atomic_write_text(base.with_suffix(".tex"), styler.to_latex(
-                caption=_escape_latex(f"{caption} Profile {self.profile}."), hrules=True, position="ht"))
-        return base.with_suffix(".csv")
-
-    def save_figure(self, fig: matplotlib.figure.Figure, name: str, dpi: int = 110) -> Path:
-        """Write ``figures/<name>.png`` with fixed metadata (no timestamps, no software tag)."""
-        path = self.reports_dir / "figures" / f"{name}.png"
-        if self.dry_run:
-            fig.text(0.5, 0.5, "DRY RUN", fontsize=48, color="red", alpha=0.35, ha="center", va="center",
-                     rotation=30, transform=fig.transFigure)
-        if self.note:
-            fig.text(0.5, 1.0, self.note, fontsize=8, color="red", ha="center", va="bottom", wrap=True,
-                     transform=fig.transFigure)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-        return path

@@ -2,7 +2,7 @@
 
 In a dry run (``RunContext.dry_run``) every stage appends to the dry run's work directory:
 
-- ``plan-records.jsonl``: when a stage is computed, what it did: its notebook (``WSSS_NOTEBOOK``, set by the runner),
+- ``plan-records.jsonl``: when a stage is computed, what it did: its notebook (the run context's ``notebook``),
   stage kind, key, the split and its size, and the recipe the plan needs. A training stage: method, backbone,
   crop, epochs, batch and accumulation, DeepLab-v2's steps, the seed (:func:`record_training`). A per-image stage
   (``kind = "images"``): what its cost per image depends on: the backbone that runs, the TTA scales and flip, the
@@ -14,7 +14,6 @@ In a dry run (``RunContext.dry_run``) every stage appends to the dry run's work 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from wsss_lib.artifacts import StageDir
@@ -40,7 +39,7 @@ def _jsonable(value: Any) -> Any:
 def note_used(ctx: RunContext, sd: StageDir) -> None:
     """In a dry run: the running notebook used the stage ``sd`` (computed or reused)."""
     if ctx.dry_run:
-        _append(ctx, PLAN_USED, {"notebook": os.environ.get("WSSS_NOTEBOOK", ""), "key": sd.key})
+        _append(ctx, PLAN_USED, {"notebook": ctx.notebook, "key": sd.key})
 
 
 def _split_of(dataset: Any) -> str:
@@ -57,7 +56,7 @@ def record_training(ctx: RunContext, sd: StageDir, dataset: Any, *, epochs: int,
         return
     key = sd.config().get("config", {})
     _append(ctx, PLAN_RECORDS, {
-        "notebook": os.environ.get("WSSS_NOTEBOOK", ""), "kind": "training", "stage": sd.stage, "name": sd.path.name,
+        "notebook": ctx.notebook, "kind": "training", "stage": sd.stage, "name": sd.path.name,
         "key": sd.key, "method": key.get("method", ""),
         "randaugment": bool((key.get("augment") or {}).get("randaugment", False)),
         "backbone": (key.get("backbone") or {}).get("name", ""), "crop": (key.get("augment") or {}).get("crop_size"),
@@ -72,5 +71,5 @@ def record_images(ctx: RunContext, sd: StageDir, split: str, images: int, **reci
     if not ctx.dry_run:
         return
     note_used(ctx, sd)
-    _append(ctx, PLAN_RECORDS, {"notebook": os.environ.get("WSSS_NOTEBOOK", ""), "kind": "images", "stage": sd.stage,
+    _append(ctx, PLAN_RECORDS, {"notebook": ctx.notebook, "kind": "images", "stage": sd.stage,
                                 "name": sd.path.name, "key": sd.key, "split": split, "images": int(images), **recipe})

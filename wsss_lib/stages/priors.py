@@ -145,6 +145,11 @@ class PriorsRun:
     heldout_split: str = ""
 
     @property
+    def split(self) -> str:
+        """The split its CAMs (and every number of it but the held-out threshold) are of."""
+        return str(self.cams.config()["config"]["split"])
+
+    @property
     def heldout_threshold(self) -> float:
         """The background threshold chosen on the held-out split (NaN without one)."""
         return self.heldout.best_threshold if self.heldout is not None else float("nan")
@@ -211,6 +216,7 @@ def run_priors(ctx: RunContext, classifier: ClassifierStageConfig, method: str, 
     ``label_smoothing`` overrides the method config's field of that name; methods trained against the ordinary
     classifier train (or load) it from :func:`ordinary_config` unless ``trained_ordinary`` is given.
     """
+    notebook = notebook or ctx.notebook
     params = {**merge(classifier.method_params, dict(method_params or {})), "label_smoothing": float(label_smoothing)}
     cfg = method_classifier(classifier, method, params, seed=seed)
     if cfg.needs_ordinary:
@@ -286,12 +292,18 @@ def _load_record(ctx: RunContext, record: Mapping[str, Any]) -> PriorsRun:
                      regions=regions, heldout=heldout, heldout_split=record.get("heldout_split", ""))
 
 
-def load_priors_runs(ctx: RunContext, labels: Sequence[str] | None = None) -> list[PriorsRun]:
-    """Every recorded priors run of this profile (optionally only ``labels``), ordered by label then seed."""
+def load_priors_runs(ctx: RunContext, labels: Sequence[str] | None = None, split: str | None = None,
+                     seeds: Sequence[int] | None = None) -> list[PriorsRun]:
+    """Every recorded priors run of this profile (optionally only ``labels``, those whose CAMs are of ``split`` and
+    those of ``seeds``), ordered by label then seed."""
     records = read_records(ctx, "priors")
     if labels is not None:
         records = [r for r in records if r["label"] in labels]
+    if seeds is not None:
+        records = [r for r in records if int(r["seed"]) in set(seeds)]
     runs = [_load_record(ctx, r) for r in records]
+    if split is not None:
+        runs = [r for r in runs if r.split == split]
     order = {label: i for i, label in enumerate(labels or [])}
     return sorted(runs, key=lambda r: (order.get(r.label, len(order)), r.label, r.seed))
 

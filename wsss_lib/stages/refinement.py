@@ -52,7 +52,7 @@ from wsss_lib.train.trainer import TrainConfig, seed_everything
 
 __all__ = ["AffinityStageConfig", "TrainedAffinity", "affinity_labels_stage", "train_affinity", "random_walk_stage",
            "pseudo_mask_stage", "mask_score_stage", "label_quality_stage", "PseudoMaskConfig", "RefinementRun",
-           "SplitResult", "HeldOut", "refinement_label", "run_refinement", "load_refinement_runs"]
+           "SplitResult", "HeldOut", "refinement_label", "run_refinement", "RecordedRefinement", "load_refinement_runs"]
 
 
 @dataclass(frozen=True)
@@ -330,11 +330,24 @@ def run_refinement(ctx: RunContext, affinity: AffinityStageConfig, priors: str, 
                          float(threshold))
 
 
+@dataclass(frozen=True)
+class RecordedRefinement:
+    """A recorded refinement run (notebook 08), as later notebooks read it: its stages checked to be finished."""
+
+    label: str
+    priors: str
+    saliency: str
+    seed: int
+    masks: dict[str, StageDir]
+    """Evaluation split -> its pseudo-masks."""
+    affinity: StageDir
+    pseudo_threshold: float
+
+
 def load_refinement_runs(ctx: RunContext, labels: Sequence[str] | None = None,
-                         seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """The recorded refinement runs (their records, with every stage checked to be finished), optionally only
-    ``labels`` in that order and only ``seeds``; each has ``"masks"``: split -> the finished pseudo-mask
-    :class:`StageDir`, and ``"seed"``."""
+                         seeds: Sequence[int] | None = None, split: str | None = None) -> list[RecordedRefinement]:
+    """The recorded refinement runs, optionally only ``labels`` (in that order), ``seeds`` and those with pseudo-masks
+    of ``split``, ordered by label then seed."""
     records = [{**r, "seed": int(r.get("seed", 0))} for r in read_records(ctx, "refinement")]
     if seeds is not None:
         records = [r for r in records if r["seed"] in set(seeds)]
@@ -342,8 +355,9 @@ def load_refinement_runs(ctx: RunContext, labels: Sequence[str] | None = None,
         records = [r for r in records if r["label"] in labels]
     order = {label: i for i, label in enumerate(labels or [])}
     records = sorted(records, key=lambda r: (order.get(r["label"], len(order)), r["label"], r["seed"]))
-    out = []
-    for r in records:
-        masks = {s: stage_from_record(ctx, v["masks"], "notebook 08") for s, v in r["splits"].items()}
-        out.append({**r, "masks": masks, "affinity_stage": stage_from_record(ctx, r["affinity"], "notebook 08")})
-    return out
+    if split is not None:
+        records = [r for r in records if split in r["splits"]]
+    return [RecordedRefinement(r["label"], r["priors"], r["saliency"], r["seed"],
+                               {s: stage_from_record(ctx, v["masks"], "notebook 08") for s, v in r["splits"].items()},
+                               stage_from_record(ctx, r["affinity"], "notebook 08"), float(r["pseudo_bg_threshold"]))
+            for r in records]

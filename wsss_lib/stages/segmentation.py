@@ -47,7 +47,7 @@ from wsss_lib.train.trainer import TrainConfig, seed_everything
 
 __all__ = ["GROUND_TRUTH", "SegmentationStageConfig", "TrainedSegmentation", "train_segmentation", "predict_stage",
            "prediction_score_stage", "export_test_stage", "SegmentationRun",
-           "run_segmentation", "load_segmentation_runs"]
+           "run_segmentation", "RecordedSegmentation", "load_segmentation_runs"]
 
 GROUND_TRUTH = "ground truth"
 """The training source of the fully supervised reference (the split's own masks)."""
@@ -171,20 +171,22 @@ class SegmentationRun:
     test_export: StageDir | None = None
 
 
-def _training_masks(ctx: RunContext, source: str, split: str, seed: int) -> tuple[StageDir | None, dict[str, Any]]:
+def _training_masks(ctx: RunContext, source: str, split: str, seed: int) -> tuple[StageDir | None, str]:
+    """The pseudo-masks of ``split`` of the refinement run ``source`` of ``seed`` and its saliency (none for the
+    ground truth)."""
     if source == GROUND_TRUTH:
-        return None, {}
+        return None, ""
     found = load_refinement_runs(ctx, [source], seeds=[seed])
     if not found:
-        known = sorted({(r["label"], r["seed"]) for r in load_refinement_runs(ctx)})
+        known = sorted({(r.label, r.seed) for r in load_refinement_runs(ctx)})
         raise FileNotFoundError(f"no refinement run {source!r} of seed {seed} is recorded under "
                                 f"{ctx.work_dir / 'runs' / 'refinement'} (recorded: {known}); run notebook 08 with that "
                                 f"row and seed first, or use {GROUND_TRUTH!r}")
     record = found[0]
-    if split not in record["masks"]:
-        raise FileNotFoundError(f"refinement run {source!r} has pseudo-masks of {sorted(record['masks'])}, not of the "
+    if split not in record.masks:
+        raise FileNotFoundError(f"refinement run {source!r} has pseudo-masks of {sorted(record.masks)}, not of the "
                                 f"training split {split!r}; add it to notebook 08's eval_splits")
-    return record["masks"][split], record
+    return record.masks[split], record.saliency
 
 
 def run_segmentation(ctx: RunContext, segmentation: SegmentationStageConfig, source: str, *, eval_split: str = "val",
@@ -195,7 +197,7 @@ def run_segmentation(ctx: RunContext, segmentation: SegmentationStageConfig, sou
     run for notebook 10. ``seed``: the chain's seed (the refinement run of that seed; it replaces DeepLab's
     ``train.seed``)."""
     data, train_split = segmentation.dataset, segmentation.train_split
-    masks, refinement = _training_masks(ctx, source, train_split, seed)
+    masks, saliency = _training_masks(ctx, source, train_split, seed)
     cfg = replace(segmentation, train=replace(segmentation.train, seed=seed),
                   masks_key=masks.key if masks is not None else "", masks_label=source)
     trained = train_segmentation(ctx, cfg, masks, progress=progress)
@@ -215,7 +217,7 @@ def run_segmentation(ctx: RunContext, segmentation: SegmentationStageConfig, sou
         "label": label, "source": source, "seed": int(seed), "model": model, "backbone": segmentation.backbone.name,
         "dataset": data.name, "train_split": train_split, "eval_split": eval_split,
         "supervision": "F" if source == GROUND_TRUTH else "I",
-        "saliency": refinement.get("saliency", ""), "segmentation": relative(ctx, trained.stage),
+        "saliency": saliency, "segmentation": relative(ctx, trained.stage),
         "predictions": relative(ctx, predictions), "masks": relative(ctx, masks),
         "masks_miou": 100 * masks_confusion.scores().miou if masks_confusion else None,
         "miou": 100 * confusion.scores().miou, "miou_before_crf": 100 * before.scores().miou if before else None,
@@ -224,10 +226,32 @@ def run_segmentation(ctx: RunContext, segmentation: SegmentationStageConfig, sou
                            export)
 
 
+@dataclass(frozen=True)
+class RecordedSegmentation:
+    """A recorded segmentation run (notebook 09), as notebook 10 reads it."""
+
+    label: str
+    source: str
+    seed: int
+    model: str
+    backbone: str
+    dataset: str
+    train_split: str
+    eval_split: str
+    supervision: str
+    saliency: str
+    miou: float
+    miou_before_crf: float | None
+    masks_miou: float | None
+    test_export: str
+    predictions: StageDir
+
+
 def load_segmentation_runs(ctx: RunContext, labels: Sequence[str] | None = None,
-                           seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """The recorded segmentation runs of this profile (their records, with ``"seed"``; the stages they name checked
-    to be finished), optionally only ``labels`` (in that order) and ``seeds``, ordered by label then seed."""
+                           seeds: Sequence[int] | None = None,
+                           split: str | None = None) -> list[RecordedSegmentation]:
+    """The recorded segmentation runs of this profile (their predictions checked to be finished), optionally only
+    ``labels`` (in that order), ``seeds`` and those evaluated on ``split``, ordered by label then seed."""
     records = [{**r, "seed": int(r.get("seed", 0))} for r in read_records(ctx, "segmentation")]
     if seeds is not None:
         records = [r for r in records if r["seed"] in set(seeds)]
@@ -235,6 +259,9 @@ def load_segmentation_runs(ctx: RunContext, labels: Sequence[str] | None = None,
         records = [r for r in records if r["label"] in labels]
     order = {label: i for i, label in enumerate(labels or [])}
     records = sorted(records, key=lambda r: (order.get(r["label"], len(order)), r["label"], r["seed"]))
-    for record in records:
-        stage_from_record(ctx, record["predictions"], "notebook 09")
-    return records
+    if split is not None:
+        records = [r for r in records if r["eval_split"] == split]
+    return [RecordedSegmentation(r["label"], r["source"], r["seed"], r["model"], r["backbone"], r["dataset"],
+                                 r["train_split"], r["eval_split"], r["supervision"], r.get("saliency", ""),
+                                 r["miou"], r.get("miou_before_crf"), r.get("masks_miou"), r.get("test_export", ""),
+                                 stage_from_record(ctx, r["predictions"], "notebook 09")) for r in records]

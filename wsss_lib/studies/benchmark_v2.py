@@ -33,6 +33,7 @@ from wsss_lib.data import class_groups, open_dataset
 from wsss_lib.evaluation.pathology import group_error_breakdown, label_prior_loss
 from wsss_lib.paths import repo_root
 from wsss_lib.reporting.cam_report import trivial_baselines
+from wsss_lib.reporting.writer import Report
 from wsss_lib.runner.notebooks import notebook_defaults, notebook_parameters
 from wsss_lib.stages.classifier import ClassifierStageConfig
 from wsss_lib.stages.context import RunContext
@@ -125,10 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluated = open_dataset(classifier.dataset, classifier.eval_split, work_dir=ctx.work_dir, progress=False)
     fill = float(trivial_baselines(evaluated).set_index("baseline").loc["fill with a present class", "miou"])
     table = criteria_table(clean, stress, class_groups(evaluated), label_prior_loss(train.labels), fill)
-    ctx.save_table(table, "benchmark_v2_criteria",
-                   f"Pre-registered design criteria of benchmark v2 (data_cards/synthetic_wsss.md), checked on the vanilla "
-                   f"CAM alone, seeds {seeds}, study recipe; clean = synthetic-v2, stress = synthetic-v2-stress, split "
-                   f"{classifier.eval_split}.")
+    Report(ctx).table(table, "benchmark_v2_criteria",
+                      f"Pre-registered design criteria of benchmark v2 (data_cards/synthetic_wsss.md), checked on the vanilla "
+                      f"CAM alone, seeds {seeds}, study recipe; clean = synthetic-v2, stress = synthetic-v2-stress, "
+                      f"split {classifier.eval_split}.")
     with pd.option_context("display.max_colwidth", 200, "display.width", 200):
         print(table.to_string(index=False))
     return 0 if bool(table["holds"].all()) else 1
