@@ -134,3 +134,18 @@ def test_a_bad_pseudo_mask_threshold_source_fails_the_parameter_check():
     errors = check_parameters({"pseudo": {"threshold_from": "swep"}}, "nb")
     assert len(errors) == 1 and "swep" in errors[0]
     assert check_parameters({"pseudo": {"threshold_from": "sweep"}}, "nb") == []
+
+
+def test_a_stage_variant_is_built_over_its_stage_dict_and_checked_before_anything_runs():
+    """The DeepLabV2 rows are a variant of notebook 09's segmentation recipe: merged over it field by field, built
+    into the same config, and a typo in it fails the runner's check naming the variant."""
+    from wsss_lib.stages.parameters import build_variants, check_parameters
+
+    params = {"segmentation": {"train": {"epochs": 3}},
+              "segmentation_variants": {"V2": {"network": {"head": "v2"}, "iterations": 100}}}
+    built = build_variants("segmentation_variants", params, "09")
+    assert built["V2"].network.head == "v2" and built["V2"].iterations == 100 and built["V2"].train.epochs == 3
+    assert check_parameters(params, "09") == []
+    params["segmentation_variants"]["V2"]["iterationz"] = 1
+    errors = check_parameters(params, "09")
+    assert len(errors) == 1 and "segmentation_variants['V2']" in errors[0] and "did you mean 'iterations'" in errors[0]

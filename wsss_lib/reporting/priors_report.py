@@ -23,10 +23,11 @@ from wsss_lib.methods.erasing import class_maps, soft_erasure_mask
 from wsss_lib.models.cam import CAMClassifier
 from wsss_lib.reporting.figures import colorize_mask
 from wsss_lib.reporting.literature import load_literature
+from wsss_lib.reporting.writer import Report
 from wsss_lib.stages.priors import HELDOUT_MIOU, PriorsRun, paper_label
 
 __all__ = ["group_runs", "epoch_table", "literature_epoch_table", "class_iou_frame", "class_group_tables",
-           "mean_sweep_tables", "priors_grid_figure", "erasure_view_figure"]
+           "mean_sweep_tables", "priors_grid_figure", "erasure_view_figure", "table3_section"]
 
 
 def group_runs(runs: Sequence[PriorsRun]) -> dict[str, list[PriorsRun]]:
@@ -241,6 +242,24 @@ def erasure_view_figure(dataset, generator: CAMClassifier, ordinary: CAMClassifi
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def table3_section(report: Report, classes, runs: Sequence[PriorsRun], prefix: str, title: str,
+                   data_text: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Table 3's layout for ``runs`` (notebooks 06 and 11): per class its properties (``classes``: notebook 00's
+    :func:`~wsss_lib.reporting.dataset_report.class_group_report`) and each method's IoU, the class-group table and
+    the correlations rho (x100), written as ``<prefix>_table3_{per_class,groups,correlations}``; returns the three."""
+    iou = class_iou_frame(runs)
+    per_class = classes.per_class.merge(iou, on="class", how="left")
+    group_table, correlations = class_group_tables(classes.per_class, classes.groups, iou)
+    report.table(per_class, f"{prefix}_table3_per_class",
+                 f"{title} (ours), per class: properties and IoU (%) of each method on {data_text}.")
+    report.table(group_table, f"{prefix}_table3_groups",
+                 f"{title} (ours), class groups ({classes.groups_source}): mIoU (%) of each method on {data_text}.")
+    report.table(correlations, f"{prefix}_table3_correlations",
+                 f"{title} (ours): Pearson rho (x100) between class properties and each method's IoU on {data_text}.",
+                 index=True)
+    return per_class, group_table, correlations
 
 
 def _by_seed(runs: Sequence[PriorsRun], value: str = "oracle") -> dict[str, dict[int, float]]:

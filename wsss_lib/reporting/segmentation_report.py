@@ -43,10 +43,11 @@ def results_table(runs: Sequence[SegmentationRun]) -> pd.DataFrame:
 
 
 def results_by_seed(runs: Sequence[SegmentationRun]) -> dict[str, dict[int, float]]:
-    """Training source -> seed -> mIoU (%) on the evaluation split: the rows the paper's claims compare."""
+    """Network (``"<training source> · DeepLabV3+"``) -> seed -> mIoU (%) on the evaluation split: the rows the
+    paper's claims compare."""
     out: dict[str, dict[int, float]] = {}
     for run in runs:
-        out.setdefault(run.source, {})[run.seed] = 100 * run.confusion.scores().miou
+        out.setdefault(run.label, {})[run.seed] = 100 * run.confusion.scores().miou
     return out
 
 

@@ -17,7 +17,7 @@ parameter path                         dry-run value
 =====================================  ===========================================================================
 ``profile``                            ``<profile>-dry`` (separate work and reports folders)
 ``seeds``                              the first seed only
-``*.train.epochs``                     1 epoch; ``segmentation.iterations`` (DeepLab-v2's step count) at most 2
+``*.train.epochs``                     1 epoch; ``*.iterations`` (DeepLab-v2's step count) at most 2
 ``*.train.batch_size``                 at most 2 (the detector's 1 stays 1)
 ``*.optim.accumulate_steps``           at most 2 (the accumulation path still runs)
 ``*.crop_size``                        64 px; ``*.resize_long_side`` [64, 96]; ``*.resize_fixed`` 72 (C²AM's resize ->
@@ -84,7 +84,7 @@ CAPS: dict[str, Callable[[Any], Any]] = {
     "runtime.crf_workers": _at_most(2),
     "runtime.num_workers": _at_most(2),
     "*.train.epochs": lambda v: 1,
-    "segmentation.iterations": _at_most(2),
+    "*.iterations": _at_most(2),
     "*.train.batch_size": _at_most(2),
     "*.optim.accumulate_steps": _at_most(2),
     "*.crop_size": lambda v: CROP,

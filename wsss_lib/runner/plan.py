@@ -162,7 +162,8 @@ def build_plan(records_path: Path, manifest: dict[str, Any], dataset: str, bench
     for record in records:
         nb = record["notebook"]
         nb_caps = caps.get(nb, {})
-        param = "acr" if record["method"] == "acr" else STAGE_PARAMETERS.get(record["stage"], record["stage"])
+        param = record.get("parameter") or ("acr" if record["method"] == "acr"
+                                            else STAGE_PARAMETERS.get(record["stage"], record["stage"]))
         checks = []
         recipe = {}
         for field, sub in RECIPE_FIELDS.items():

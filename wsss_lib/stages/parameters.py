@@ -38,7 +38,7 @@ from wsss_lib.stages.saliency import C2AMStageConfig, DetectorStageConfig, Pseud
 from wsss_lib.stages.segmentation import SegmentationStageConfig
 from wsss_lib.train.trainer import TrainConfig
 
-__all__ = ["RuntimeConfig", "RUNTIME_IN_TRAINING", "PARAMETER_TYPES", "PARAMETER_BASES", "PARAMETER_DEFAULTS", "notebook_configs", "build_parameter",
+__all__ = ["RuntimeConfig", "RUNTIME_IN_TRAINING", "VARIANTS", "build_variants", "PARAMETER_TYPES", "PARAMETER_BASES", "PARAMETER_DEFAULTS", "notebook_configs", "build_parameter",
            "check_parameters"]
 
 @dataclass(frozen=True)
@@ -108,15 +108,39 @@ def build_parameter(name: str, params: Mapping[str, Any], where: str, dataset: D
     return replace(cfg, **changes) if changes else cfg
 
 
+VARIANTS = "_variants"
+"""A parameter ``<stage>_variants`` (e.g. ``segmentation_variants``): named variants of the stage dict ``<stage>``,
+each a dict merged over it (DeepLabV2's recipe beside DeepLabV3+'s), built and checked like the stage dict itself."""
+
+
+def build_variants(name: str, params: Mapping[str, Any], where: str, dataset: DatasetConfig | None = None,
+                   runtime: RuntimeConfig | None = None) -> dict[str, Any]:
+    """``{variant: config}`` of the parameter ``<stage>_variants`` among ``params`` (see :data:`VARIANTS`)."""
+    base = name.removesuffix(VARIANTS)
+    variants = params.get(name) or {}
+    if not isinstance(variants, Mapping) or not all(isinstance(v, Mapping) for v in variants.values()):
+        raise TypeError(f"{where}: {name} must map variant names to dicts of {base} fields, got {variants!r}")
+    return {label: build_parameter(base, {**params, base: merge(dict(params.get(base) or {}), dict(value))},
+                                   f"{where}: {name}[{label!r}]", dataset, runtime)
+            for label, value in variants.items()}
+
+
+def _is_variants(name: str) -> bool:
+    return name.endswith(VARIANTS) and name.removesuffix(VARIANTS) in PARAMETER_TYPES
+
+
 def notebook_configs(where: str, *, dataset: str, data_root: str, runtime: Mapping[str, Any],
                      overrides: Mapping[str, Any] | None = None, **params: Any) -> SimpleNamespace:
     """A notebook's typed configs: ``overrides`` (dotted paths) applied to ``runtime`` and the dict parameters
-    ``params``, each built as :data:`PARAMETER_TYPES` says; attributes ``data`` (the dataset config), ``runtime``
-    and one per parameter. ``where``: the notebook's name, for error messages."""
+    ``params``, each built as :data:`PARAMETER_TYPES` says (and ``<stage>_variants`` as :data:`VARIANTS` says);
+    attributes ``data`` (the dataset config), ``runtime`` and one per parameter. ``where``: the notebook's name,
+    for error messages."""
     given = apply_overrides({"runtime": runtime, **params}, overrides or {}, where=f"{where}: overrides")
     data = DatasetConfig(name=dataset, data_root=data_root)
     run = from_dict(RuntimeConfig, dict(given["runtime"] or {}), where=f"{where}: runtime")
-    built = {name: build_parameter(name, given, where, data, run) for name in given if name != "runtime"}
+    built = {name: (build_variants(name, given, where, data, run) if _is_variants(name)
+                    else build_parameter(name, given, where, data, run))
+             for name in given if name != "runtime"}
     return SimpleNamespace(data=data, runtime=run, **built)
 
 
@@ -124,14 +148,14 @@ def check_parameters(params: Mapping[str, Any], where: str) -> list[str]:
     """Build every stage parameter among one notebook's complete ``params`` (its defaults with the profile's
     values over them), ``overrides`` applied; return the errors (empty when every one builds)."""
     try:
-        given = apply_overrides({k: v for k, v in params.items() if k in PARAMETER_TYPES},
+        given = apply_overrides({k: v for k, v in params.items() if k in PARAMETER_TYPES or _is_variants(k)},
                                 params.get("overrides") or {}, where=f"{where}: overrides")
     except KeyError as exc:
         return [str(exc.args[0])]
     errors = []
     for name in given:
         try:
-            build_parameter(name, given, where)
+            build_variants(name, given, where) if _is_variants(name) else build_parameter(name, given, where)
         except (KeyError, TypeError, ValueError) as exc:
             errors.append(str(exc.args[0]) if exc.args else repr(exc))
     return errors

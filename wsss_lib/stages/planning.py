@@ -13,13 +13,15 @@ In a dry run (``RunContext.dry_run``) every stage appends to the dry run's work 
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Iterator
 
 from wsss_lib.artifacts import StageDir
 from wsss_lib.stages.context import RunContext
 
-__all__ = ["PLAN_RECORDS", "PLAN_USED", "note_used", "record_training", "record_images"]
+__all__ = ["PLAN_RECORDS", "PLAN_USED", "note_used", "record_training", "record_images", "built_from"]
 
 PLAN_RECORDS = "plan-records.jsonl"
 PLAN_USED = "plan-used.jsonl"
@@ -34,6 +36,20 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return str(value)
+
+
+_PARAMETER: ContextVar[str] = ContextVar("wsss_plan_parameter", default="")
+
+
+@contextlib.contextmanager
+def built_from(parameter: str) -> Iterator[None]:
+    """The training stages of the block are built from the notebook parameter at ``parameter`` (a dotted path such as
+    ``segmentation_variants.DeepLabV2``) rather than their kind's own dict: the plan restores their recipe from it."""
+    token = _PARAMETER.set(parameter)
+    try:
+        yield
+    finally:
+        _PARAMETER.reset(token)
 
 
 def note_used(ctx: RunContext, sd: StageDir) -> None:
@@ -62,6 +78,7 @@ def record_training(ctx: RunContext, sd: StageDir, dataset: Any, *, epochs: int,
         "backbone": (key.get("backbone") or {}).get("name", ""), "crop": (key.get("augment") or {}).get("crop_size"),
         "split": _split_of(dataset), "images": len(dataset), "epochs": epochs, "batch_size": batch_size,
         "accumulate_steps": accumulate_steps, "max_steps": int(max_steps), "seed": seed,
+        **({"parameter": _PARAMETER.get()} if _PARAMETER.get() else {}),
     })
 
 

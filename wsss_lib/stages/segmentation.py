@@ -191,16 +191,18 @@ def _training_masks(ctx: RunContext, source: str, split: str, seed: int) -> tupl
 
 def run_segmentation(ctx: RunContext, segmentation: SegmentationStageConfig, source: str, *, eval_split: str = "val",
                      test_split: str = "", inference: SegInferenceConfig = SegInferenceConfig(), seed: int = 0,
-                     workers: int = 2, progress: bool = True) -> SegmentationRun:
+                     variant: str = "", workers: int = 2, progress: bool = True) -> SegmentationRun:
     """Train DeepLab (recipe ``segmentation``) on ``source`` (``"ground truth"`` or a refinement run's label), predict
     and score ``eval_split`` (and predict and export ``test_split``, a split without ground truth, if set); record the
     run for notebook 10. ``seed``: the chain's seed (the refinement run of that seed; it replaces DeepLab's
-    ``train.seed``)."""
+    ``train.seed``). ``variant``: the name of the notebook's ``segmentation_variants`` entry ``segmentation`` is (e.g.
+    ``"DeepLabV2"``), for the dry run's plan."""
     data, train_split = segmentation.dataset, segmentation.train_split
     masks, saliency = _training_masks(ctx, source, train_split, seed)
     cfg = replace(segmentation, train=replace(segmentation.train, seed=seed),
                   masks_key=masks.key if masks is not None else "", masks_label=source)
-    trained = train_segmentation(ctx, cfg, masks, progress=progress)
+    with planning.built_from(f"segmentation_variants.{variant}" if variant else ""):
+        trained = train_segmentation(ctx, cfg, masks, progress=progress)
     predictions = predict_stage(ctx, trained, eval_split, inference, progress=progress, workers=workers)
     confusion = prediction_score_stage(ctx, predictions, data, eval_split, progress=progress)
     before = (prediction_score_stage(ctx, predictions, data, eval_split, before_crf=True, progress=progress)
