@@ -23,6 +23,7 @@ from wsss_lib.data.synthetic import (
     render_sample,
     split_ids,
 )
+from wsss_lib.data.synthetic import writer as synthetic_writer
 
 TINY = SyntheticConfig(seed=3, image_size=64, n_train=6, n_train_aug_extra=4, n_val=5)
 
@@ -271,8 +272,9 @@ def test_frequency_and_size_groups():
     cfg = TINY
     groups = class_groups(cfg)
     plans = _plans(cfg)
-    presence = {g: np.mean([len(_names(cfg, p) & set(m)) for p in plans]) / len(m)
-                for g, m in groups["Occurrence"].items()}
+    presence = {
+        g: np.mean([len(_names(cfg, p) & set(m)) for p in plans]) / len(m) for g, m in groups["Occurrence"].items()
+    }
     assert presence["High freq."] > presence["Mid freq."] > presence["Low freq."], presence
     size_of = {c.name: g for g, members in groups["Size"].items() for c in cfg.classes if c.name in members}
     extents: dict[str, list[float]] = {g: [] for g in groups["Size"]}
@@ -329,7 +331,7 @@ def test_failed_generation_leaves_nothing(tmp_path, monkeypatch):
     def broken(cfg, items):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(synthetic, "_encode_chunk", broken)
+    monkeypatch.setattr(synthetic_writer, "_encode_chunk", broken)
     with pytest.raises(RuntimeError, match="boom"):
         generate(TINY, tmp_path, workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -344,7 +346,7 @@ def test_ensure_synthetic_reuses_and_rejects(tmp_path, monkeypatch):
     def no_generate(*args, **kwargs):
         raise AssertionError("ensure_synthetic regenerated an up-to-date dataset")
 
-    monkeypatch.setattr(synthetic, "generate", no_generate)
+    monkeypatch.setattr(synthetic_writer, "generate", no_generate)
     assert ensure_synthetic(cfg, tmp_path, workers=1, progress=False) == root
     assert jpg.stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="n_val"):
