@@ -1,4 +1,4 @@
-"""C²AM / C²AM-H losses and head (groundwork of the saliency issue): hand cases, shapes, gradients."""
+"""C²AM / C²AM-H losses and head: hand cases, shapes, gradients."""
 
 from __future__ import annotations
 

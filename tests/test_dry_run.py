@@ -1,4 +1,4 @@
-"""Dry runs of the paper profiles (issue 16): the generated VOC/COCO fixtures, the caps, the labelling."""
+"""Dry runs of the paper profiles: the generated VOC/COCO fixtures, the caps, the labelling."""
 
 from __future__ import annotations
 

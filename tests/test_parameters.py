@@ -1,4 +1,4 @@
-"""The configuration shape (issue 18): one dict per stage, over the config's defaults, from profile to stage."""
+"""The configuration shape: one dict per stage, over the config's defaults, from profile to stage."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Every backbone a profile names is built at the profile's output stride with random weights and runs one forward
-pass (issue 16, item 4): a typo in a timm name, or a model timm cannot dilate, fails here, not after hours on a GPU.
+pass: a typo in a timm name, or a model timm cannot dilate, fails here, not after hours on a GPU.
 
 Backbones are collected from every stage config a profile's notebooks build (each ``backbone`` of a resolved stage
 dict, its name and output stride: the profile's values over the config's defaults, over the notebook's where the
-profile gives no dict) and from the overrides the profiles' comments document (``--set X.backbone.name=Y``, e.g.
-DeepLab-v2's ResNet-101)."""
+profile gives no dict), from every variant of a ``<stage>_variants`` parameter (e.g. DeepLab-v2's ResNet-101 in
+``segmentation_variants``) and from the overrides the profiles' comments document (``--set X.backbone.name=Y``)."""
 
 from __future__ import annotations
 
@@ -23,15 +23,18 @@ def _named_backbones() -> dict[tuple[str, int], list[str]]:
     from wsss_lib.paths import repo_root
     from wsss_lib.runner.dry_run import leaves
     from wsss_lib.runner.notebooks import notebook_defaults
-    from wsss_lib.stages.parameters import PARAMETER_TYPES, build_parameter
+    from wsss_lib.stages.parameters import PARAMETER_TYPES, VARIANTS, build_parameter, build_variants
 
     found: dict[tuple[str, int], list[str]] = {}
     for profile in available_profiles():
         data = load_profile(profile)
         for stem, block in data["notebooks"].items():
             params = {**notebook_defaults(repo_root() / "notebooks" / f"{stem}.ipynb"), **data["common"], **block}
-            for name in set(params) & set(PARAMETER_TYPES):
-                values = dict(leaves(to_dict(build_parameter(name, params, stem)), name))
+            configs = [(name, build_parameter(name, params, stem)) for name in set(params) & set(PARAMETER_TYPES)]
+            for name in [k for k in params if k.endswith(VARIANTS) and k.removesuffix(VARIANTS) in PARAMETER_TYPES]:
+                configs += [(f"{name}.{label}", cfg) for label, cfg in build_variants(name, params, stem).items()]
+            for name, cfg in configs:
+                values = dict(leaves(to_dict(cfg), name))
                 for path, value in values.items():
                     if path.endswith("backbone.name"):
                         stride = int(values.get(path.replace(".name", ".output_stride"), 16))

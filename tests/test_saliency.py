@@ -1,4 +1,4 @@
-"""Saliency pipeline (issue 5): scoring protocols, file formats, pseudo-masks, TTA, hint transform, detector,
+"""Saliency pipeline: scoring protocols, file formats, pseudo-masks, TTA, hint transform, detector,
 and the C²AM / C²AM-H / detector stages end to end on the tiny synthetic benchmark."""
 
 from __future__ import annotations

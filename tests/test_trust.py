@@ -1,4 +1,4 @@
-"""Artifacts you can trust (issue 19): one stage key means one result whatever the worker count, no non-finite
+"""Artifacts you can trust: one stage key means one result whatever the worker count, no non-finite
 checkpoint, finished stages checked against what DONE.json recorded, every stage-file reader naming the file,
 clean writes (no stale temporaries, named write errors, the umask's permissions)."""
 
