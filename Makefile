@@ -17,7 +17,7 @@ EXECUTOR ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup reproduce verify test dry-runs dry-runs-small unit nbval bench gpu-check clean-reports lab lint
+.PHONY: setup reproduce verify test dry-runs dry-runs-small unit unit-fast nbval bench gpu-check clean-reports lab lint
 
 setup: $(STAMP)
 
@@ -66,6 +66,10 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -q
+
+# The inner loop: every unit test but those marked slow (over ~10 s) or ddp (several processes)
+unit-fast: $(STAMP)
+	$(PY) -m pytest tests -q -m "not slow and not ddp"
 
 nbval: $(STAMP)
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \

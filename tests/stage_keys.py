@@ -1,5 +1,5 @@
 """Every stage key the profiles' configurations decide, computed without running anything (the golden list of
-``tests/test_stage_keys.py``; ``python tests/stage_keys.py`` prints it as JSON to regenerate
+``tests/stages/test_stage_keys.py``; ``python tests/stage_keys.py`` prints it as JSON to regenerate
 ``tests/golden/stage_keys.json``, which is only ever done on purpose, when a change is meant to retrain).
 
 For each profile and notebook, as the notebooks build them: every priors classifier (method x label smoothing x seed x

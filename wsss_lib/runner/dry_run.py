@@ -39,7 +39,7 @@ ResNet-50/101 -> ResNet-26; same blocks, stages and feature widths, same dilatio
 ``<profile>-small-dry``. The reason is measured: with the profile's own architectures a dry run takes 15-20 min
 per profile on 2 CPU cores and about 7 GB of checkpoints (ResNeSt-269: 440 MB per trained stage), against CI's
 8 minutes for both. The profile's own architectures stay covered by the full dry run (``make dry-runs``) and, in
-the unit tests, by building every backbone a profile names at its output stride (``tests/test_profile_backbones.py``).
+the unit tests, by building every backbone a profile names at its output stride (``tests/models/test_profile_backbones.py``).
 
 The dry run ends with the real run's training plan (:mod:`wsss_lib.runner.plan`: each training stage it trained, with the
 profile's recipe restored from the manifest's caps), and fails if a recipe field does not map back to its parameter.

@@ -16,7 +16,7 @@ REGION_DIR = "SegmentationRegion"
 
 GENERATOR_VERSION = "wsss_lib.data.synthetic 2.0.0"
 """2.0.0 added the v2 knobs (``body_class_tint``, ``emit_regions``, ``far_body_distance``); their defaults render
-byte-identical files to 1.0.0, so a v1 dataset is reproduced by its configuration (tests/test_synthetic_v2.py)."""
+byte-identical files to 1.0.0, so a v1 dataset is reproduced by its configuration (tests/data/test_synthetic_v2.py)."""
 
 SHAPES = ("ellipse", "rectangle", "rounded", "blob", "triangle", "star", "trapezoid", "diamond", "cross")
 PART_PATTERNS = ("checker", "stripes", "dots", "rings", "diagonal", "plus", "pinwheel", "grid", "zigzag")

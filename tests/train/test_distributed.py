@@ -20,14 +20,14 @@ import wsss_lib.train.trainer as trainer
 from wsss_lib.train import OptimConfig, TrainConfig, fit
 from wsss_lib.train.distributed import RankSplit, StepBatches, World, launch, rank_split, world
 
-sys.path.insert(0, str(Path(__file__).parent))
-import test_train  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parents[1] / "stages"))
 import test_training_stage  # noqa: E402  (a tiny CAM stage)
-from test_train import ToyMethod, ToySet  # noqa: E402  (the toy method and data of the single-process trainer tests)
+import toys  # noqa: E402  (the toy method and data of the single-process trainer tests)
+from toys import ToyMethod, ToySet  # noqa: E402
 
 # the rank processes cannot import the test modules: their functions and classes travel by value (the payloads
 # name classes and functions, never a test module itself, which would travel with pytest's captured streams)
-cloudpickle.register_pickle_by_value(test_train)
+cloudpickle.register_pickle_by_value(toys)
 cloudpickle.register_pickle_by_value(test_training_stage)
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_train import CFG, OPT, ToyMethod, ToySet
+from toys import CFG, OPT, ToyMethod, ToySet
 
 from wsss_lib.artifacts import ArtifactCorruptError, ArtifactStore
 from wsss_lib.formats.cam_io import load_cam, save_cam

@@ -291,7 +291,7 @@ def test_sota_table_keeps_literature_and_ours_apart():
     table = sota_table("table8", records, expected, "smoke")
     literature = table[table["numbers from"].str.startswith("literature")]
     ours = table[table["numbers from"].str.startswith("this code")]
-    assert len(literature) == len(pd.read_csv(Path(__file__).parents[1] / "reports/literature/pnoc_table8_voc_sota.csv"))
+    assert len(literature) == len(pd.read_csv(Path(__file__).parents[2] / "reports/literature/pnoc_table8_voc_sota.csv"))
     assert ours["method"].tolist() == ["P-NOC+LS + C2AM-H (P-NOC+LS)", "P-OC + C2AM-H (P-OC)", "extra"]
     assert ours["Val"].tolist()[0] == 13.5 and np.isnan(ours["Val"].tolist()[1]) and ours["Val"].tolist()[2] == 11.0
     assert ours["seeds"].tolist()[0] == 2 and ours["Val SD"].tolist()[0] == pytest.approx(np.sqrt(2))  # two seeds

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from stage_keys import PROFILES, stage_keys
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "stage_keys.json").read_text())
+GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "stage_keys.json").read_text())
 
 
 @pytest.mark.parametrize("profile", PROFILES)
