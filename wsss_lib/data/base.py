@@ -22,11 +22,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
 
 from wsss_lib.formats.errors import DatasetError
 from wsss_lib.formats.masks import read_index_png
 from wsss_lib.io import atomic_write_json, reading
+from wsss_lib.io.progress import tqdm
 from wsss_lib.timing import timed
 
 __all__ = ["SegmentationDataset", "read_image"]

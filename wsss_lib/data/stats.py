@@ -22,9 +22,9 @@ from typing import Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from wsss_lib.formats.masks import IGNORE_INDEX
+from wsss_lib.io.progress import tqdm
 
 __all__ = ["LabelStatistics", "collect_label_statistics", "class_statistics", "group_statistics",
            "property_correlations", "tertile_groups", "PROPERTY_COLUMNS"]

@@ -138,10 +138,9 @@ def cam_region_counts(cam_dir: str | Path, dataset, threshold: float, progress: 
     """:func:`region_counts` summed over ``dataset`` (VOC layout, ``dataset.root`` = the ``VOC2012`` folder) for
     the CAM files of ``cam_dir`` labelled at background ``threshold`` (as the sweep labels them); ``None`` when the
     dataset has no region annotation."""
-    from tqdm.auto import tqdm
-
     from wsss_lib.evaluation.sweep import labels_from_cams
     from wsss_lib.formats.cam_io import cam_path, load_cam
+    from wsss_lib.io.progress import tqdm
 
     root = getattr(dataset, "root", None)
     if root is None or not (Path(root) / REGION_DIR).is_dir():

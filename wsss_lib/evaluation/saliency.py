@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.formats.cam_io import CamRecord, cam_path, load_cam
 from wsss_lib.formats.saliency_io import load_saliency, saliency_path
+from wsss_lib.io.progress import tqdm
 
 __all__ = ["labels_with_saliency", "gt_prior_labels", "score_saliency", "constant_saliency_floors"]
 

@@ -24,10 +24,10 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from wsss_lib.evaluation.confusion import ConfusionMatrix, SegmentationScores
 from wsss_lib.formats.cam_io import CamRecord, cam_path, load_cam
+from wsss_lib.io.progress import tqdm
 from wsss_lib.timing import timed
 
 __all__ = [

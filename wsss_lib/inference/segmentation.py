@@ -30,11 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
 
 from wsss_lib.formats.masks import mask_path, to_palette_image
 from wsss_lib.inference.tta import scaled_outputs
 from wsss_lib.io import atomic_path, atomic_save_image
+from wsss_lib.io.progress import tqdm
 from wsss_lib.ops.crf import crf_softmax
 from wsss_lib.timing import timed
 from wsss_lib.train.precision import evaluating

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from tqdm.auto import tqdm
+from wsss_lib.io.progress import tqdm
 
 __all__ = ["Shard", "parse_shard", "current_shard", "for_each_missing"]
 

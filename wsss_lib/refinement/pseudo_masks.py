@@ -14,12 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from wsss_lib.evaluation.confusion import ConfusionMatrix
 from wsss_lib.formats.cam_io import CamRecord, cam_path, load_cam
 from wsss_lib.formats.masks import load_mask, mask_path, to_palette_image
 from wsss_lib.io import atomic_save_image, for_each_missing
+from wsss_lib.io.progress import tqdm
 from wsss_lib.ops.crf import crf_labels
 
 __all__ = ["pseudo_mask", "make_pseudo_masks", "score_masks"]

@@ -8,10 +8,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from wsss_lib.config import from_dict
 from wsss_lib.io import atomic_write_json
+from wsss_lib.io.progress import tqdm
 
 __all__ = ["JobResources", "job_resources", "run_with_executor"]
 

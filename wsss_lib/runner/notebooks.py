@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
+from wsss_lib.io.progress import tqdm
 from wsss_lib.runner.overrides import fold_overrides
 from wsss_lib.stages.parameters import check_parameters
 

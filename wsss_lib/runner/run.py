@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
-
 from wsss_lib.config import load_profile, to_dict
 from wsss_lib.data.fixtures import dry_run_data
 from wsss_lib.data.registry import dataset_family
 from wsss_lib.io import atomic_write_json, atomic_write_text, current_shard
+from wsss_lib.io.progress import tqdm
 from wsss_lib.paths import DRY_SUFFIX, SMALL_SUFFIX, repo_root, reports_dir, work_dir
 from wsss_lib.provenance import code_state, machine
 from wsss_lib.runner.dry_run import dry_run_parameters, dry_run_profile_name
@@ -38,6 +37,12 @@ from wsss_lib.stages.parameters import PARAMETER_TYPES, build_parameter
 
 __all__ = ["run_profile", "run_notebooks"]
 
+
+
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+"""Arguments of every notebook's kernel: its log shows errors only. At the default level every kernel prints that it
+runs over TCP without encryption (a local kernel, spoken to by this process alone), which says nothing about the
+notebook; the notebook's own output, errors and progress are unaffected."""
 
 def run_profile(profile_name: str, only: list[str] | None = None, force: bool = False, data_root: str | None = None,
                 timeout: int | None = None, dry_run: bool = False, overrides: dict[str, Any] | None = None,
@@ -125,7 +130,8 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
         started = time.perf_counter()
         try:
             pm.execute_notebook(str(nb), str(output), parameters=params, kernel_name="python3", language="python",
-                                cwd=str(nb.parent), execution_timeout=timeout, progress_bar={"leave": False})
+                                cwd=str(nb.parent), execution_timeout=timeout, progress_bar={"leave": False},
+                                extra_arguments=KERNEL_ARGUMENTS)
             entry["status"] = "ok"
         except pm.PapermillExecutionError as exc:
             if exc.ename == "ShardPending":  # this shard's images are done, another shard finishes the stage

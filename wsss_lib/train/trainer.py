@@ -40,11 +40,11 @@ import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from wsss_lib.config import to_dict
 from wsss_lib.evaluation.quick import QuickEvalConfig, quick_cam_miou
 from wsss_lib.io import atomic_path, reading
+from wsss_lib.io.progress import tqdm
 from wsss_lib.methods.base import Method, StepInfo
 from wsss_lib.timing import scope, section
 from wsss_lib.train.distributed import StepBatches, World, all_sum, barrier, rank_split, world

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from tqdm.auto import tqdm
 
 from wsss_lib.data.synthetic.config import (
     GENERATOR_VERSION,
@@ -27,6 +26,7 @@ from wsss_lib.data.synthetic.config import (
 )
 from wsss_lib.data.synthetic.render import _render
 from wsss_lib.formats.masks import to_palette_image
+from wsss_lib.io.progress import tqdm
 
 # ----------------------------------------------------------------------------------------------------
 # Files
