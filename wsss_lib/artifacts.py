@@ -20,6 +20,17 @@ it. A stage finished before manifests existed (``DONE.json`` without ``manifest`
 
 When a stage directory is opened unfinished, the temporary files its killed writers left are removed first
 (``wsss_lib.io.remove_stale_temporaries``).
+
+**One stage, one computation.** Every stage computes under :meth:`StageDir.computing`: a lock file in the stage
+folder (``.lock``; ``.lock-<shard>`` for a shard of a per-image stage, so shards still run side by side) held with
+the ``filelock`` library's OS lock (``flock``). A second process that needs the same stage waits (printing who holds
+it, from ``.lock.holder``, every ``WSSS_LOCK_REPORT`` seconds, 60 by default) and then reuses the finished stage
+instead of computing it again; the operating system releases the lock of a holder that dies, even by SIGKILL, and
+the next waiter takes the stage over and resumes it. Across hosts the work directory's file system must support
+``flock`` (local disks, NFSv4, Lustre and GPFS mounted with locking). A finished stage is never rewritten:
+:meth:`StageDir.mark_done` on a stage another process has finished meanwhile keeps that stage's files and
+``DONE.json``, so a process reading the stage never sees it change. ``DONE.json`` records the host and process that
+computed the stage (``computed_by``).
 """
 
 from __future__ import annotations
@@ -27,15 +38,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from wsss_lib.config import config_hash, to_dict
-from wsss_lib.io import atomic_path, atomic_write_json, atomic_write_text, reading, remove_stale_temporaries
+from wsss_lib.io import (
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    current_shard,
+    reading,
+    remove_stale_temporaries,
+)
 
 __all__ = ["ArtifactStore", "StageDir", "StageNotFoundError", "ArtifactCorruptError", "ShardPending", "verify_enabled",
            "DEFAULT_HASH_LIMIT"]
@@ -44,6 +65,9 @@ DEFAULT_HASH_LIMIT = 2 * 1024**3
 """Stages up to this many bytes get a SHA-256 per file in their manifest (``WSSS_HASH_LIMIT`` overrides)."""
 MANIFEST = "MANIFEST.tsv"
 _BOOKKEEPING = ("DONE.json", MANIFEST)
+LOCK = ".lock"
+"""The lock files of a stage folder start with this name (``.lock``, ``.lock-<shard>``, ``.lock.holder``); they are
+not outputs and never enter the manifest."""
 
 T = TypeVar("T")
 
@@ -78,7 +102,12 @@ def _sha256(path: Path) -> str:
 def _output_files(folder: Path) -> list[Path]:
     """Every file of a stage folder except its bookkeeping and temporary files, in a stable order."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+                  and not (p.parent == folder and p.name.startswith(LOCK))
                   and p.relative_to(folder).as_posix() not in _BOOKKEEPING)
+
+
+def _lock_report_seconds() -> float:
+    return float(os.environ.get("WSSS_LOCK_REPORT", "60"))
 
 
 @dataclass(frozen=True)
@@ -122,8 +151,59 @@ class StageDir:
         with reading(self.path / "config.json", f"the {self.stage!r} stage's config.json (JSON)", self._recompute_hint) as p:
             return json.loads(p.read_text())
 
+    @contextmanager
+    def computing(self, sharded: bool = False) -> Iterator[bool]:
+        """Hold this stage's lock (``sharded``: a per-image stage, whose shards, ``--shard i/n``, each take their own
+        lock; see the module docstring) while the caller computes it. Yields whether the stage still has to be computed: ``False`` when it is
+        finished, already or by another process this one waited for, in which case the caller reuses it::
+
+            with sd.computing() as todo:
+                if todo:
+                    ...  # compute, then sd.mark_done(...)
+        """
+        if self.done:
+            yield False
+            return
+        shard = current_shard() if sharded else None
+        name = f"{LOCK}-{shard.index}of{shard.count}" if shard is not None and shard.count > 1 else LOCK
+        lock = FileLock(self.path / name)
+        holder = self.path / f"{name}.holder"
+        waited = time.monotonic()
+        while True:
+            try:
+                lock.acquire(timeout=_lock_report_seconds())
+                break
+            except Timeout:
+                try:
+                    who = json.loads(holder.read_text())
+                    who = f"{who['host']} pid {who['pid']} since {who['since']}"
+                except (OSError, ValueError, KeyError):
+                    who = "another process"
+                print(f"{self.stage} {self.path.name}: waiting {time.monotonic() - waited:.0f} s for {who}, which "
+                      "computes this stage (it is reused when finished)", flush=True)
+        try:
+            if time.monotonic() - waited > 1:
+                print(f"{self.stage} {self.path.name}: waited {time.monotonic() - waited:.0f} s for the stage's lock",
+                      flush=True)
+            atomic_write_json(holder, {"host": socket.gethostname(), "pid": os.getpid(),
+                                       "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            todo = not self.done
+            if todo:
+                remove_stale_temporaries(self.path)
+            yield todo
+        finally:
+            holder.unlink(missing_ok=True)
+            lock.release()
+
     def mark_done(self, **summary: Any) -> None:
-        """Write ``MANIFEST.tsv`` (every file's size, and SHA-256 when the stage is small enough), then ``DONE.json``."""
+        """Write ``MANIFEST.tsv`` (every file's size, and SHA-256 when the stage is small enough), then ``DONE.json``;
+        a stage another process has finished meanwhile is kept as it is (a finished stage is never rewritten)."""
+        with FileLock(self.path / f"{LOCK}-finish"):
+            if self.finished:
+                return
+            self._write_done(summary)
+
+    def _write_done(self, summary: dict[str, Any]) -> None:
         files = _output_files(self.path)
         sizes = [p.stat().st_size for p in files]
         hashed = sum(sizes) <= _hash_limit()
@@ -134,6 +214,7 @@ class StageDir:
         manifest = {"files": len(files), "bytes": int(sum(sizes)), "hashes": "sha256" if hashed else "none",
                     "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
         atomic_write_json(self.path / "DONE.json", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **summary,
+                                                    "computed_by": {"host": socket.gethostname(), "pid": os.getpid()},
                                                     "manifest": manifest})
 
     def verify(self, hashes: bool = False) -> dict[str, Any]:
@@ -290,10 +371,13 @@ class ArtifactStore:
                load: Callable[[StageDir], T], name: str | None = None, force: bool = False) -> T:
         """Return ``load(stage_dir)`` if the stage is done, else ``compute(stage_dir)`` then mark it done."""
         sd = self.stage(stage, config, name=name)
-        if sd.done and not force:
-            return load(sd)
-        sd.clear_done()
-        started = time.perf_counter()
-        result = compute(sd)
-        sd.mark_done(seconds=round(time.perf_counter() - started, 3))
-        return result
+        if force:
+            with sd.computing():  # the lock, whether or not the stage is finished
+                sd.clear_done()
+        with sd.computing() as todo:
+            if not todo:
+                return load(sd)
+            started = time.perf_counter()
+            result = compute(sd)
+            sd.mark_done(seconds=round(time.perf_counter() - started, 3))
+            return result

@@ -186,16 +186,17 @@ def sweep_stage_dir(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfig,
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
     sd = ctx.store.stage("sweeps", {"cams": cams.key, "split": split, "dataset_key": dataset.cache_key(),
                                     "thresholds": thresholds, "crf": crf}, name=cams.path.name)
-    if not sd.done:
-        with timing.scope("sweeps"):
-            crf_fn = label_crf_fn(crf) if crf else None
-            result = threshold_sweep(cams.file("npz"), dataset, thresholds, num_classes=dataset.num_classes,
-                                     class_names=dataset.class_names, crf=crf_fn, progress=progress)
-            atomic_save_npz(sd.file("counts.npz"), counts=np.stack([cm.counts for cm in result.confusion]),
-                            thresholds=result.thresholds, class_names=np.array(result.class_names),
-                            num_images=np.array(result.num_images))
-            sd.write_frame("table.csv", result.table)
-            sd.mark_done(images=result.num_images)
+    with sd.computing() as todo:
+        if todo:
+            with timing.scope("sweeps"):
+                crf_fn = label_crf_fn(crf) if crf else None
+                result = threshold_sweep(cams.file("npz"), dataset, thresholds, num_classes=dataset.num_classes,
+                                         class_names=dataset.class_names, crf=crf_fn, progress=progress)
+                atomic_save_npz(sd.file("counts.npz"), counts=np.stack([cm.counts for cm in result.confusion]),
+                                thresholds=result.thresholds, class_names=np.array(result.class_names),
+                                num_images=np.array(result.num_images))
+                sd.write_frame("table.csv", result.table)
+                sd.mark_done(images=result.num_images)
     planning.record_images(ctx, sd, split, len(dataset), thresholds=len(thresholds), crf=crf)
     return sd
 
@@ -213,11 +214,12 @@ def regions_stage_dir(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetConfi
     threshold = load_sweep(sweep_dir).best_threshold
     sd = ctx.store.stage("regions", {"cams": cams.key, "sweep": sweep_dir.key, "threshold": threshold},
                          name=cams.path.name)
-    if not sd.done:
-        with timing.scope("regions"):
-            counts = cam_region_counts(cams.file("npz"), dataset, threshold, progress=progress)
-            atomic_save_npz(sd.file("region_counts.npz"), counts=counts, threshold=np.array(threshold))
-            sd.mark_done(images=len(dataset))
+    with sd.computing() as todo:
+        if todo:
+            with timing.scope("regions"):
+                counts = cam_region_counts(cams.file("npz"), dataset, threshold, progress=progress)
+                atomic_save_npz(sd.file("region_counts.npz"), counts=counts, threshold=np.array(threshold))
+                sd.mark_done(images=len(dataset))
     planning.record_images(ctx, sd, split, len(dataset))
     return sd
 

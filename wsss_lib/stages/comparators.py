@@ -122,26 +122,24 @@ def rib_cams_stage(ctx: RunContext, trained: TrainedClassifier, split: str, cfg:
     ccfg = trained.config
     sd = ctx.store.stage("cams", {"rib": cfg, "classifier": trained.stage.key, "split": split, "tta": tta, "seed": seed},
                          name=f"rib-{ccfg.run_name}-{split}")
-    if sd.done:
-        planning.record_images(ctx, sd, split, sd.summary().get("images", 0), backbone=ccfg.backbone.name,
-                               scales=tta.scales, flip=tta.flip, rib_steps=cfg.steps, rib_batch=cfg.batch_size,
-                               crop=cfg.crop_size)
-        return sd
-    mean, std = trained.method.normalization
-    augment = AugmentConfig(crop_size=cfg.crop_size, resize_mode="long_side", resize_long_side=cfg.resize_long_side,
-                            color_jitter=None)
-    pool = open_dataset(ccfg.dataset, ccfg.train_split, work_dir=ctx.work_dir, progress=progress,
-                        transform=build_train_transform(augment, mean, std))
-    dataset = open_dataset(ccfg.dataset, split, work_dir=ctx.work_dir, progress=progress)
-    from wsss_lib.train.precision import resolve_device
+    with sd.computing(sharded=True) as todo:
+        if todo:
+            mean, std = trained.method.normalization
+            augment = AugmentConfig(crop_size=cfg.crop_size, resize_mode="long_side",
+                                    resize_long_side=cfg.resize_long_side, color_jitter=None)
+            pool = open_dataset(ccfg.dataset, ccfg.train_split, work_dir=ctx.work_dir, progress=progress,
+                                transform=build_train_transform(augment, mean, std))
+            dataset = open_dataset(ccfg.dataset, split, work_dir=ctx.work_dir, progress=progress)
+            from wsss_lib.train.precision import resolve_device
 
-    model = trained.method.cam_model()
-    counts = infer_rib_cams(model, dataset, pool, sd.file("npz"), mean, std, cfg, tta, seed=seed,
-                            device=resolve_device(ccfg.train.device), progress=progress)
-    model.cpu()
-    sd.finish_images(len(dataset), counts)
-    planning.record_images(ctx, sd, split, len(dataset), backbone=ccfg.backbone.name, scales=tta.scales,
-                           flip=tta.flip, rib_steps=cfg.steps, rib_batch=cfg.batch_size, crop=cfg.crop_size)
+            model = trained.method.cam_model()
+            counts = infer_rib_cams(model, dataset, pool, sd.file("npz"), mean, std, cfg, tta, seed=seed,
+                                    device=resolve_device(ccfg.train.device), progress=progress)
+            model.cpu()
+            sd.finish_images(len(dataset), counts)
+    planning.record_images(ctx, sd, split, sd.summary().get("images", 0), backbone=ccfg.backbone.name,
+                           scales=tta.scales, flip=tta.flip, rib_steps=cfg.steps, rib_batch=cfg.batch_size,
+                           crop=cfg.crop_size)
     return sd
 
 

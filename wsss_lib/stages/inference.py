@@ -28,8 +28,8 @@ def inference_stage(ctx: RunContext, stage: str, key: Any, name: str, method: Me
     real run's plan in a dry run (:mod:`wsss_lib.stages.planning`)."""
     sd = ctx.store.stage(stage, key, name=name)
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-    if not sd.done:
-        with timing.scope(stage):
+    with sd.computing(sharded=True) as todo, timing.scope(stage):
+        if todo:
             setup = Precision.of(train)
             mean, std = method.normalization
             counts = infer(setup.prepare(method.cam_model()), dataset, sd, mean, std, progress=progress,

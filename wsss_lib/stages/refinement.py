@@ -109,12 +109,13 @@ def affinity_labels_stage(ctx: RunContext, cams: StageDir, dataset_cfg: DatasetC
                                              "split": split, "labels": cfg},
                          name=f"{cfg.mode}-{cams.path.name.rsplit('-', 1)[0]}")
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-    if not sd.done:
-        with timing.scope("affinity_labels"):
-            counts = make_affinity_labels(dataset, cams.file("npz"), sd.file("png"), cfg,
-                                          saliency.file("png") if saliency else None, progress=progress,
-                                          workers=workers)
-            sd.finish_images(len(dataset), counts)
+    with sd.computing(sharded=True) as todo:
+        if todo:
+            with timing.scope("affinity_labels"):
+                counts = make_affinity_labels(dataset, cams.file("npz"), sd.file("png"), cfg,
+                                              saliency.file("png") if saliency else None, progress=progress,
+                                              workers=workers)
+                sd.finish_images(len(dataset), counts)
     # the conventional rule runs two CRFs per image (the fg and the bg thresholding), the saliency-aware one two
     # (the salient region, then the classes inside it)
     planning.record_images(ctx, sd, split, len(dataset), crf=cfg.crf, crfs=2 if cfg.crf and cfg.mode != "coarse" else 0)
@@ -144,11 +145,12 @@ def pseudo_mask_stage(ctx: RunContext, walked: StageDir, dataset_cfg: DatasetCon
     sd = ctx.store.stage("pseudo_masks", {"rw": walked.key, "split": split, "bg_threshold": float(bg_threshold),
                                           "crf": crf}, name=walked.path.name.rsplit("-", 1)[0])
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-    if not sd.done:
-        with timing.scope("pseudo_masks"):
-            counts = make_pseudo_masks(dataset, walked.file("npz"), sd.path, bg_threshold, crf, progress=progress,
-                                       workers=workers)
-            sd.finish_images(len(dataset), counts)
+    with sd.computing(sharded=True) as todo:
+        if todo:
+            with timing.scope("pseudo_masks"):
+                counts = make_pseudo_masks(dataset, walked.file("npz"), sd.path, bg_threshold, crf, progress=progress,
+                                           workers=workers)
+                sd.finish_images(len(dataset), counts)
     planning.record_images(ctx, sd, split, len(dataset), crf=crf, crfs=1 if crf else 0)
     return sd
 

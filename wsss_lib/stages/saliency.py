@@ -229,11 +229,12 @@ def pseudo_saliency_stage(ctx: RunContext, saliency: StageDir, dataset_cfg: Data
     sd = ctx.store.stage("pseudo_saliency", {"saliency": saliency.key, "split": split, "threshold": float(threshold),
                                              "crf": crf}, name=saliency.path.name.rsplit("-", 1)[0])
     dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-    if not sd.done:
-        with timing.scope("pseudo_saliency"):
-            counts = make_pseudo_saliency(dataset, saliency.file("png"), sd.file("png"), threshold, crf,
-                                          progress=progress, workers=workers)
-            sd.finish_images(len(dataset), counts)
+    with sd.computing(sharded=True) as todo:
+        if todo:
+            with timing.scope("pseudo_saliency"):
+                counts = make_pseudo_saliency(dataset, saliency.file("png"), sd.file("png"), threshold, crf,
+                                              progress=progress, workers=workers)
+                sd.finish_images(len(dataset), counts)
     planning.record_images(ctx, sd, split, len(dataset), crf=crf, crfs=1 if crf else 0)
     return sd
 

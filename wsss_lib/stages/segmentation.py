@@ -141,11 +141,12 @@ def export_test_stage(ctx: RunContext, predictions: StageDir, dataset_cfg: Datas
     """The VOC evaluation-server archive of the predictions of ``split`` (stage ``voc_export``)."""
     sd = ctx.store.stage("voc_export", {"predictions": predictions.key, "split": split},
                          name=predictions.path.name.rsplit("-", 1)[0])
-    if not sd.done:
-        with timing.scope("voc_export"):
-            dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
-            archive = export_voc_test(dataset, predictions.path, sd.path)
-        sd.mark_done(images=len(dataset), archive=archive.name)
+    with sd.computing() as todo:
+        if todo:
+            with timing.scope("voc_export"):
+                dataset = open_dataset(dataset_cfg, split, work_dir=ctx.work_dir, progress=progress)
+                archive = export_voc_test(dataset, predictions.path, sd.path)
+            sd.mark_done(images=len(dataset), archive=archive.name)
     planning.record_images(ctx, sd, split, int(sd.summary().get("images", 0)))
     return sd
 

@@ -121,28 +121,29 @@ def train_stage(ctx: RunContext, cfg: C, upstream: Any = None, *, progress: bool
     cfg.check(upstream)
     sd = ctx.store.stage(cfg.stage, cfg.hashed(), name=cfg.run_name)
     planning.note_used(ctx, sd)
-    if not sd.done:
-        train, optim = cfg.train, cfg.optim
-        launching = train.devices > 1 and not distributed.world().active
-        if launching:
-            devices = distributed.usable_devices(train.batch_size, optim.accumulate_steps, optim.accumulate_mode,
-                                                 train.devices)
-            if devices < train.devices:
-                print(f"{cfg.stage} {sd.path.name}: {devices} of devices={train.devices} processes train (an optimizer "
-                      f"step of {optim.accumulate_steps} x {train.batch_size} images cannot be shared by "
-                      f"{train.devices}; the recipe stays as it is)", flush=True)
-            cfg = replace(cfg, train=replace(train, devices=devices))
-            launching = devices > 1
-        run = functools.partial(_train_and_finish, ctx, sd, cfg, upstream, progress)
-        if launching:
-            backend = "nccl" if resolve_device(cfg.train.device).type == "cuda" else "gloo"
-            distributed.launch(run, cfg.train.devices, backend=backend, label=f"{cfg.stage} {sd.path.name}",
-                               progress=progress)
-            if not sd.done:
-                raise RuntimeError(f"{sd.path}: torchrun finished without DONE.json; rerun the stage")
-        else:
-            with timing.scope(cfg.stage):
-                run()
+    with sd.computing() as todo:
+        if todo:
+            train, optim = cfg.train, cfg.optim
+            launching = train.devices > 1 and not distributed.world().active
+            if launching:
+                devices = distributed.usable_devices(train.batch_size, optim.accumulate_steps, optim.accumulate_mode,
+                                                     train.devices)
+                if devices < train.devices:
+                    print(f"{cfg.stage} {sd.path.name}: {devices} of devices={train.devices} processes train (an optimizer "
+                          f"step of {optim.accumulate_steps} x {train.batch_size} images cannot be shared by "
+                          f"{train.devices}; the recipe stays as it is)", flush=True)
+                cfg = replace(cfg, train=replace(train, devices=devices))
+                launching = devices > 1
+            run = functools.partial(_train_and_finish, ctx, sd, cfg, upstream, progress)
+            if launching:
+                backend = "nccl" if resolve_device(cfg.train.device).type == "cuda" else "gloo"
+                distributed.launch(run, cfg.train.devices, backend=backend, label=f"{cfg.stage} {sd.path.name}",
+                                   progress=progress)
+                if not sd.done:
+                    raise RuntimeError(f"{sd.path}: torchrun finished without DONE.json; rerun the stage")
+            else:
+                with timing.scope(cfg.stage):
+                    run()
     return load_trained(ctx, sd, cfg, upstream)
 
 
