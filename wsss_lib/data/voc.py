@@ -100,7 +100,7 @@ def read_xml_objects(path: Path) -> list[str]:
     return [(obj.findtext("name") or "").strip() for obj in tree.getroot().iter("object")]
 
 
-def _read_split(voc_root: Path, split: str) -> list[str]:
+def read_split(voc_root: Path, split: str) -> list[str]:
     path = voc_root / "ImageSets" / "Segmentation" / f"{split}.txt"
     if not path.is_file():
         available = sorted(p.stem for p in path.parent.glob("*.txt")) if path.parent.is_dir() else []
@@ -132,7 +132,7 @@ class VOCSegmentation(SegmentationDataset):
         if not self.mask_dir.is_dir():
             raise DatasetError(f"mask folder {self.mask_dir} is missing; split {split!r} reads its masks there")
         self.label_check = label_check
-        super().__init__(voc_root, split, names, _read_split(voc_root, split), transform=transform,
+        super().__init__(voc_root, split, names, read_split(voc_root, split), transform=transform,
                          cache_dir=cache_dir, progress=progress)
 
     def image_path(self, image_id: str) -> Path:

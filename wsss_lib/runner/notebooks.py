@@ -16,7 +16,8 @@ from wsss_lib.io.progress import tqdm
 from wsss_lib.runner.overrides import fold_overrides
 from wsss_lib.stages.parameters import check_parameters
 
-__all__ = ["discover_notebooks", "profile_notebooks", "notebook_defaults", "notebook_parameters", "validate_parameters"]
+__all__ = ["discover_notebooks", "profile_notebooks", "notebook_defaults", "notebook_parameters", "validate_parameters",
+           "check_data"]
 
 
 def discover_notebooks(notebook_dir: Path, only: list[str] | None = None) -> list[Path]:
@@ -81,10 +82,60 @@ def validate_parameters(notebooks: list[Path], profile: dict[str, Any], data_roo
             errors.append(f"{nb.name}: unknown parameter(s) {unknown}; the notebook declares {sorted(declared)}")
         where = f"{profile.get('source', 'profile')}, {nb.stem}"
         found = check_parameters({**defaults, **params}, where)
-        errors += found
+        errors += [_blame_command_line(error, where, profile.get("overrides") or {}) for error in found]
         if not found and params.get("overrides"):  # folded into the dicts: what runs, what the dry run caps
             params = fold_overrides(params, defaults)
         out[nb.stem] = params
     if errors:
         raise SystemExit("parameter check failed before running anything:\n  " + "\n  ".join(errors))
     return out
+
+
+def _blame_command_line(error: str, where: str, overrides: dict[str, Any]) -> str:
+    """An error about a parameter that ``--set`` changed names the command line, not (only) the profile's file."""
+    given = [f"{name}={value}" for name, value in overrides.items() if error.startswith(f"{where}: {name.split('.')[0]}")]
+    if not given:
+        return error
+    return f"--set {' '.join(given)} (command line) over {where}" + error[len(where):]
+
+
+def _splits(value: Any) -> set[str]:
+    """Every split a notebook's parameters name: the values of keys ending in ``split`` (and lists under ``splits``)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if str(key).endswith("split") and isinstance(item, str) and item:
+                found.add(item)
+            elif str(key).endswith("splits") and isinstance(item, (list, tuple)):
+                found |= {str(s) for s in item}
+            else:
+                found |= _splits(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            found |= _splits(item)
+    return found
+
+
+def check_data(notebooks: list[Path], params_by_nb: dict[str, dict[str, Any]]) -> list[str]:
+    """Pre-flight: every dataset the notebooks will open, checked with the splits they name (their parameters over
+    the notebooks' defaults and the stage configs' defaults) by :func:`wsss_lib.data.checks.check_dataset`; the
+    problems, each naming the path, what was expected and the notebooks that read it."""
+    from wsss_lib.config import to_dict
+    from wsss_lib.data.checks import check_dataset
+    from wsss_lib.data.registry import DatasetConfig
+    from wsss_lib.stages.parameters import PARAMETER_TYPES, build_parameter
+
+    wanted: dict[tuple[str, str], tuple[set[str], list[str]]] = {}
+    for nb in notebooks:
+        params = {**notebook_defaults(nb), **params_by_nb.get(nb.stem, {})}
+        if "dataset" not in params:
+            continue
+        built = {name: to_dict(build_parameter(name, params, nb.stem)) for name in set(params) & set(PARAMETER_TYPES)}
+        splits, stems = wanted.setdefault((str(params["dataset"]), str(params.get("data_root") or "")), (set(), []))
+        splits |= _splits({**params, **built})
+        stems.append(nb.stem)
+    problems = []
+    for (name, root), (splits, stems) in wanted.items():
+        problems += [f"{problem} [dataset {name!r}, read by notebooks {' '.join(stem[:2] for stem in stems)}]"
+                     for problem in check_dataset(DatasetConfig(name=name, data_root=root), splits)]
+    return problems

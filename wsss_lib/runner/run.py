@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from wsss_lib.config import load_profile, to_dict
 from wsss_lib.data.fixtures import dry_run_data
 from wsss_lib.data.registry import dataset_family
@@ -31,7 +32,7 @@ from wsss_lib.paths import DRY_SUFFIX, SMALL_SUFFIX, repo_root, reports_dir, wor
 from wsss_lib.provenance import code_state, machine
 from wsss_lib.runner.dry_run import dry_run_parameters, dry_run_profile_name
 from wsss_lib.runner.manifest import fingerprint, package_versions
-from wsss_lib.runner.notebooks import discover_notebooks, profile_notebooks, validate_parameters
+from wsss_lib.runner.notebooks import check_data, discover_notebooks, profile_notebooks, validate_parameters
 from wsss_lib.runner.overrides import apply_to_profile
 from wsss_lib.stages.parameters import PARAMETER_TYPES, build_parameter
 
@@ -84,6 +85,9 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
     import papermill as pm
 
     params_by_nb = validate_parameters(notebooks, profile, data_root)
+    problems = check_data(notebooks, params_by_nb)
+    if problems:
+        raise SystemExit("data check failed before running anything:\n  " + "\n  ".join(problems))
     caps: dict[str, dict[str, list]] = {}
     if dry_run:
         for stem, params in params_by_nb.items():
