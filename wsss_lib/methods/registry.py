@@ -4,7 +4,12 @@
 Families: ``classifier`` (the CAM priors: CAM, Puzzle-CAM, OC-CSE, P-OC, P-NOC, and the comparator ACR), ``c2am``
 (C²AM / C²AM-H), ``saliency_detector``, ``affinity`` (the affinity network), ``segmentation`` (DeepLab) and ``amn``.
 RIB is not here: it fine-tunes a trained classifier per image at inference (``wsss_lib.inference.rib``).
-Notebooks choose a method by name and pass its parameters; unknown parameters fail naming the method."""
+Notebooks choose a method by name and pass its parameters; unknown parameters fail naming the method.
+
+A new method is one module (``wsss_lib/methods/template.py`` is a worked example to copy: a config dataclass whose
+defaults are the method's published settings, a :class:`~wsss_lib.methods.base.Method` whose ``losses`` returns its
+named terms, a builder) and one registry entry: a line in :func:`_specs` for a method of the library, or
+:func:`register_method` from the user's own module (imported before the notebook runs its priors)."""
 
 from __future__ import annotations
 
@@ -34,8 +39,25 @@ from wsss_lib.models.deeplab import DeepLabConfig, create_deeplab
 from wsss_lib.models.reconstructor import ReconstructorConfig, create_reconstructor
 from wsss_lib.models.saliency import DetectorConfig, create_saliency_detector
 
-__all__ = ["available_methods", "method_config", "build_method", "method_family", "AffinityMethodConfig",
-           "SegmentationMethodConfig", "AMNMethodConfig"]
+__all__ = ["available_methods", "method_config", "build_method", "method_family", "register_method",
+           "AffinityMethodConfig", "SegmentationMethodConfig", "AMNMethodConfig"]
+
+_REGISTERED: dict[str, tuple[str, type, Callable[..., Method]]] = {}
+"""Methods added with :func:`register_method` (a user's own), beside the library's (:func:`_specs`)."""
+
+
+def register_method(name: str, family: str, config: type, builder: Callable[..., Method]) -> None:
+    """Register method ``name`` of ``family`` (``"classifier"`` for a priors method, trained by notebooks 01-05's
+    ``run_priors``): ``config`` is its config dataclass (``method_params`` fill it, unknown fields fail) and
+    ``builder(cfg, backbone, num_classes, **extra)`` returns the :class:`~wsss_lib.methods.base.Method`. A name the
+    library already uses is an error; registering the same method again is allowed (a notebook cell rerun)."""
+    builtin = _specs(registered=False)
+    if name in builtin:
+        raise ValueError(f"method {name!r} is one of the library's ({sorted(builtin)}); choose another name")
+    families = {spec[0] for spec in builtin.values()}
+    if family not in families:
+        raise ValueError(f"unknown method family {family!r}; known: {sorted(families)}")
+    _REGISTERED[name] = (family, config, builder)
 
 
 @dataclass(frozen=True)
@@ -109,8 +131,8 @@ def _with_ordinary(cls: type) -> Callable[..., Method]:
     return build
 
 
-def _specs() -> dict[str, tuple[str, type, Callable[..., Method]]]:
-    return {"cam": ("classifier", CAMConfig, _build_cam), "puzzle": ("classifier", PuzzleConfig, _build_puzzle),
+def _specs(registered: bool = True) -> dict[str, tuple[str, type, Callable[..., Method]]]:
+    return {**(_REGISTERED if registered else {}), "cam": ("classifier", CAMConfig, _build_cam), "puzzle": ("classifier", PuzzleConfig, _build_puzzle),
             "occse": ("classifier", OCCSEConfig, _with_ordinary(OCCSE)),
             "poc": ("classifier", POCConfig, _with_ordinary(POC)),
             "pnoc": ("classifier", PNOCConfig, _with_ordinary(PNOC)), "acr": ("classifier", ACRConfig, _build_acr),
