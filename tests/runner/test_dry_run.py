@@ -208,7 +208,7 @@ def test_synthetic_presets_and_dataset_names():
     assert synthetic_config("synthetic") == SyntheticConfig()  # v1 stays reproducible by its name
     tiny = synthetic_config("synthetic-tiny")
     assert (tiny.n_train, tiny.n_train_aug_extra, tiny.n_val, tiny.image_size) == (32, 16, 16, 128)
-    with pytest.raises(ValueError, match="known: voc, coco, synthetic"):
+    with pytest.raises(ValueError, match="known: voc, coco, folder, synthetic"):
         DatasetConfig(name="synthetic-tinny")
     with pytest.raises(ValueError, match="not a synthetic"):
         synthetic_config("voc")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 from wsss_lib.data.coco import COCO_SPLIT_SIZES
+from wsss_lib.data.folder import folder_split_ids, read_folder_class_names, read_folder_labels
 from wsss_lib.data.registry import DatasetConfig, dataset_family
 from wsss_lib.data.voc import read_class_names, read_split, resolve_voc_root
 from wsss_lib.formats.errors import DatasetError
@@ -31,6 +32,8 @@ def check_dataset(cfg: DatasetConfig, splits: Iterable[str]) -> list[str]:
     if root is None:
         return [f"dataset {cfg.name!r} needs a data root: pass --data DIR (make reproduce DATA=DIR) or set WSSS_DATA"]
     splits = sorted(set(splits))
+    if cfg.name == "folder":
+        return _check_folder(root, splits)
     return _check_coco(root, splits) if cfg.name == "coco" else _check_voc(root, splits)
 
 
@@ -83,4 +86,34 @@ def _check_coco(root: Path, splits: list[str]) -> list[str]:
         images = root / f"{split}2014"
         if not images.is_dir() or next(images.iterdir(), None) is None:
             problems.append(f"COCO image folder {images} is missing or empty; expected the {split}2014 JPEGs")
+    return problems
+
+
+def _check_folder(root: Path, splits: list[str]) -> list[str]:
+    """Your own data (:mod:`wsss_lib.data.folder`): its class list, labels, split lists, images and masks (the
+    notebooks evaluate against masks, so a run needs them)."""
+    from wsss_lib.data.folder import IMAGE_SUFFIXES
+
+    if not root.is_dir():
+        return [f"dataset root {root} does not exist; expected a folder with class_names.txt, labels.csv, images/"]
+    try:
+        labels = read_folder_labels(root, read_folder_class_names(root))
+    except DatasetError as exc:
+        return [str(exc)]
+    problems = []
+    if not (root / "masks").is_dir():
+        problems.append(f"mask folder {root / 'masks'} is missing; the notebooks evaluate the CAMs against "
+                        "class-index masks (one PNG per image)")
+    for split in splits:
+        try:
+            ids = folder_split_ids(root, split, labels)
+        except DatasetError as exc:
+            problems.append(str(exc))
+            continue
+        absent = [i for i in ids if not any((root / "images" / f"{i}{s}").is_file() for s in IMAGE_SUFFIXES)]
+        if absent:
+            problems.append(f"{len(absent)} of {len(ids)} images of split {split!r} are missing in {root / 'images'} "
+                            f"(expected e.g. {absent[0]}.jpg or .png)")
+        if (root / "masks").is_dir():
+            problems += _missing([root / "masks" / f"{i}.png" for i in ids], "masks", split, root / "masks")
     return problems

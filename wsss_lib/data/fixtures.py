@@ -14,6 +14,10 @@ COCO (``write_coco_fixture``): ``annotations/instances_{train,val}2014.json`` wi
 their non-contiguous ids (1..90), polygon, uncompressed-RLE and compressed-RLE segmentations, crowd annotations, and
 images without any annotation; ``train2014/``, ``val2014/`` JPEGs named ``COCO_<split>2014_<12 digits>.jpg``.
 
+Your own data (``write_folder_example``, ``python -m wsss_lib.data.fixtures folder DIR``): the layout of
+:mod:`wsss_lib.data.folder` (``class_names.txt``, ``labels.csv``, ``images/``, ``masks/``, ``splits/``) filled with a
+small synthetic benchmark, as an example to copy and for the own-data profile's test.
+
 Images are noise with class-coloured shapes painted where the masks say, so a network can in principle learn
 something, but the fixtures are for wiring, not for measuring. Everything is deterministic in ``seed``.
 """
@@ -30,7 +34,8 @@ from PIL import Image
 from wsss_lib.data.voc import VOC_CLASSES
 from wsss_lib.formats.masks import IGNORE_INDEX, to_palette_image
 
-__all__ = ["COCO_CATEGORIES", "ABSENT_FROM_TRAIN", "write_voc_fixture", "write_coco_fixture", "dry_run_data"]
+__all__ = ["COCO_CATEGORIES", "ABSENT_FROM_TRAIN", "write_voc_fixture", "write_coco_fixture", "write_folder_example",
+           "dry_run_data"]
 
 ABSENT_FROM_TRAIN = ("cow", "sofa")
 """VOC classes the fixture's ``train`` split never shows (they appear in ``val`` only)."""
@@ -254,3 +259,46 @@ def dry_run_data(profile_name: str, dataset: str, work_root: Path) -> Path | Non
             done.write_text("wsss_lib.data.fixtures.write_coco_fixture defaults\n")
         return folder
     return None
+
+
+def write_folder_example(root: str | Path, *, image_size: int = 96, n_train: int = 24, n_val: int = 8) -> Path:
+    """A folder of your own data's layout (:mod:`wsss_lib.data.folder`) holding a small synthetic benchmark (the
+    generator's classes, its ``train`` and ``val`` splits; ``labels.csv`` from the masks): an example to copy."""
+    import shutil
+    import tempfile
+
+    from wsss_lib.data.synthetic import SyntheticConfig, generate
+    from wsss_lib.formats.masks import read_index_png
+
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root} is not empty; choose a new folder for the example")
+    with tempfile.TemporaryDirectory() as tmp:
+        voc = generate(SyntheticConfig(image_size=image_size, n_train=n_train, n_train_aug_extra=0, n_val=n_val),
+                       Path(tmp), workers=1, progress=False)
+        names = [n for n in (voc / "class_names.txt").read_text().split() if n]
+        for sub in ("images", "masks", "splits"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / "class_names.txt").write_text("".join(f"{n}\n" for n in names[1:]))  # background is implied
+        rows = ["image,labels"]
+        for split in ("train", "val"):
+            ids = [i for i in (voc / "ImageSets" / "Segmentation" / f"{split}.txt").read_text().split() if i]
+            (root / "splits" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+            for image_id in ids:
+                shutil.copy(voc / "JPEGImages" / f"{image_id}.jpg", root / "images" / f"{image_id}.jpg")
+                mask = voc / "SegmentationClass" / f"{image_id}.png"
+                shutil.copy(mask, root / "masks" / f"{image_id}.png")
+                present = sorted(set(np.unique(read_index_png(mask, len(names))).tolist()) - {0, IGNORE_INDEX})
+                rows.append(f"{image_id},{' '.join(names[c] for c in present)}")
+        (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write an example dataset tree.")
+    parser.add_argument("kind", choices=["folder"], help="folder: your own data's layout (wsss_lib.data.folder)")
+    parser.add_argument("out", type=Path, help="a new folder")
+    args = parser.parse_args()
+    print(f"wrote {write_folder_example(args.out)}")

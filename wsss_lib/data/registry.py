@@ -2,6 +2,7 @@
 
 - ``voc``: Pascal VOC 2012 + SBD read from ``data_root`` (or ``$WSSS_DATA``), the ``VOCdevkit`` folder.
 - ``coco``: MS COCO 2014 read from ``data_root`` (or ``$WSSS_DATA``).
+- ``folder``: your own images with image-level labels (``wsss_lib.data.folder``), read from ``data_root``.
 - ``synthetic``: the project's benchmark in VOC layout; with an empty ``data_root`` it is generated (once,
   with the default ``SyntheticConfig``) under ``<work_dir>/data/synthetic-<config hash>/``.
 - ``synthetic-<preset>``: the same generator with one of the named settings of :data:`SYNTHETIC_PRESETS`
@@ -19,6 +20,7 @@ from typing import Callable, Literal
 from wsss_lib.config import config_hash
 from wsss_lib.data.base import SegmentationDataset
 from wsss_lib.data.coco import COCOSegmentation
+from wsss_lib.data.folder import FolderDataset
 from wsss_lib.data.voc import VOC_PAPER_GROUPS, VOCSegmentation, resolve_voc_root
 from wsss_lib.formats.errors import DatasetError
 from wsss_lib.paths import data_root_from_env
@@ -49,12 +51,13 @@ SYNTHETIC_PRESETS: dict[str, dict] = {
 
 
 def dataset_family(name: str) -> str:
-    """``voc``, ``coco`` or ``synthetic`` (every synthetic preset); a ``ValueError`` names the known datasets."""
-    if name in ("voc", "coco"):
+    """``voc``, ``coco``, ``folder`` or ``synthetic`` (every synthetic preset); a ``ValueError`` names the known
+    datasets."""
+    if name in ("voc", "coco", "folder"):
         return name
     if name in SYNTHETIC_PRESETS:
         return "synthetic"
-    known = ["voc", "coco", *SYNTHETIC_PRESETS]
+    known = ["voc", "coco", "folder", *SYNTHETIC_PRESETS]
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(known)}")
 
 
@@ -72,7 +75,7 @@ class DatasetConfig:
     """Which dataset a stage reads."""
 
     name: str = "synthetic"
-    """``voc``, ``coco``, ``synthetic`` or a synthetic preset (:data:`SYNTHETIC_PRESETS`)."""
+    """``voc``, ``coco``, ``folder`` (your own data), ``synthetic`` or a synthetic preset (:data:`SYNTHETIC_PRESETS`)."""
     data_root: str = ""
     """Dataset folder; empty: ``$WSSS_DATA`` (voc, coco) or the generated benchmark (synthetic presets)."""
     label_check: Literal["error", "warn", "off"] = "warn"
@@ -105,6 +108,9 @@ def open_dataset(cfg: DatasetConfig, split: str, *, work_dir: str | Path, transf
     cache_dir = Path(work_dir) / "cache"
     if cfg.name == "coco":
         return COCOSegmentation(root, split, transform=transform, cache_dir=cache_dir, progress=progress)
+    if cfg.name == "folder":
+        return FolderDataset(root, split, transform=transform, cache_dir=cache_dir, progress=progress,
+                             label_check=cfg.label_check)
     family = dataset_family(cfg.name)
     dataset = VOCSegmentation(root, split, transform=transform, cache_dir=cache_dir, progress=progress,
                               label_check="error" if family == "synthetic" else cfg.label_check)

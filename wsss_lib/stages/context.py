@@ -21,9 +21,13 @@ SMALL_DRY_RUN_NOTE = DRY_RUN_NOTE.replace("hub weights)", "hub weights, each bac
 SMOKE_NOTE = ("SMOKE (profile smoke, the notebooks' defaults: the tiny synthetic dataset, one short epoch per "
               "training stage): a wiring check that every code path runs; these numbers compare nothing. "
               "Measured comparisons: README, section 'Results'.")
-WIRING_CHECK_PROFILES = ("smoke",)
+OWN_DATA_NOTE = ("FIRST LOOK (profile own-data: your data with the notebooks' default recipe, one short epoch per "
+                 "training stage): a check that your data runs through every notebook; these numbers compare "
+                 "nothing until a profile of your own trains for real (README, section 'Your own data').")
+WIRING_CHECK_PROFILES = ("smoke", "own-data")
 """Profiles that only check the wiring (besides every dry run): their tables and figures say so and the quality
-checks of trained models (:meth:`RunContext.expect`) are reported, not applied."""
+checks of trained models (:meth:`RunContext.expect`) are reported, not applied. ``own-data`` runs the smoke recipe on
+a user's data; a copy of it under another name, with a real recipe, is checked."""
 
 @dataclass(frozen=True)
 class RunContext:
@@ -65,7 +69,9 @@ class RunContext:
         """What every table caption and figure of a wiring check starts with (empty for a real run)."""
         if self.dry_run:
             return SMALL_DRY_RUN_NOTE if self.profile.endswith(SMALL_SUFFIX + DRY_SUFFIX) else DRY_RUN_NOTE
-        return SMOKE_NOTE if self.wiring_check else ""
+        if not self.wiring_check:
+            return ""
+        return OWN_DATA_NOTE if self.profile == "own-data" else SMOKE_NOTE
 
     def expect(self, condition: bool, message: str) -> bool:
         """A check of what a *trained* model must achieve (quality, not wiring), e.g. "the CAM clears the label-only
