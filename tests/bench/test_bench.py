@@ -16,6 +16,7 @@ def test_bench_appends_rows(tmp_path):
     assert (frame["train_peak_memory_mb"] > 0).all() and set(frame["method"]) == {"cam"}
 
 
+@pytest.mark.slow
 def test_random_walk_bench_runs_each_walk_in_its_own_process(tmp_path):
     from wsss_lib.bench.random_walk import main as rw_main
 
@@ -26,6 +27,7 @@ def test_random_walk_bench_runs_each_walk_in_its_own_process(tmp_path):
     assert frame["note"].isna().all()
 
 
+@pytest.mark.slow
 def test_gpu_check_wiring_on_cpu(tmp_path, monkeypatch):
     """make gpu-check's script at toy sizes (no compile row, no dry run): rows, the same-run ratio, the walk."""
     import wsss_lib.bench.gpu_check as gpu_check
@@ -68,6 +70,7 @@ def test_gpu_check_reports_how_far_a_dry_run_got(tmp_path):
     assert _dry_run_outcome(0, 5.0, 0, tmp_path / "none.json").endswith("no manifest at " + str(tmp_path / "none.json"))
 
 
+@pytest.mark.ddp
 def test_ddp_bench_appends_one_row_per_device_count(tmp_path):
     import pandas as pd
 
@@ -82,6 +85,7 @@ def test_ddp_bench_appends_one_row_per_device_count(tmp_path):
     assert (rows["overhead_s"] >= 0).all()
 
 
+@pytest.mark.slow
 def test_per_image_bench_writes_one_row_per_part_and_crf_preset(tmp_path):
     """make bench's per-image parts at a toy size: each part in its own process, its cost and peak memory."""
     from wsss_lib.bench.per_image import main as per_image_main
@@ -97,6 +101,7 @@ def test_per_image_bench_writes_one_row_per_part_and_crf_preset(tmp_path):
     assert set(frame["image"]) == {"48x32"} and frame.loc[0, "scales"] == "0.5,1"
 
 
+@pytest.mark.slow
 def test_profile_splits_a_run_into_sections(tmp_path):
     """python -m wsss_lib.bench.profile on the smoke profile: sections that add up to the run's wall time, per
     variant, and the Markdown table with the ratio."""

@@ -180,6 +180,7 @@ STATIONARY = {"reconstruction": {"schedule_fraction": 0.0}, "erasing": {"schedul
               "adversarial": {"schedule_fraction": 0.0}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cam", "puzzle", "occse", "poc", "pnoc"])
 def test_short_training_lowers_the_loss(name, tiny_benchmark, tmp_path):
     """Every loss weight held at its final value (a fixed objective): the generator's loss must fall."""

@@ -46,6 +46,7 @@ def test_the_template_method_states_its_terms(registered):
     assert torch.allclose(terms["gmp"], 2 * half.losses("main", batch, None, {})["gmp"])  # λ weighs the GMP term
 
 
+@pytest.mark.slow
 def test_a_new_method_trains_through_run_priors_and_enters_the_tables(registered, tmp_path, tiny_synthetic):
     from conftest import tiny_configs
 

@@ -232,6 +232,7 @@ def _refinement(ctx, cfg, priors, saliency):
                           walk=cfg.walk, pseudo=cfg.pseudo, heldout_split="val", workers=2, progress=False)
 
 
+@pytest.mark.slow
 def test_refinement_rows_record_reload_and_score(refinement_ctx):
     from wsss_lib.data import open_dataset
     from wsss_lib.reporting.refinement_report import label_quality_table, table7

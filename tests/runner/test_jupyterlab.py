@@ -56,6 +56,7 @@ def _execute(ws, code: str, timeout: float = 240.0) -> tuple[str, list[str]]:
     raise TimeoutError(f"no execute_reply within {timeout} s; output so far: {out}")
 
 
+@pytest.mark.slow
 def test_jupyterlab_serves_and_runs_a_notebook_through_its_kernel(tmp_path):
     websocket = pytest.importorskip("websocket")  # websocket-client, a jupyter_server dependency
     port = _free_port()

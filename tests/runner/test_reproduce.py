@@ -224,6 +224,7 @@ def test_shard_option_is_checked(capsys):
     assert "0 <= index < count" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_local_executor_runs_a_batch_in_order_and_records_the_jobs(notebooks, tmp_path):
     """--executor local: one submitit job per notebook, the second submitted after the first succeeded."""
     from wsss_lib.runner.executors import job_resources, run_with_executor

@@ -53,6 +53,7 @@ def test_methods_needing_the_ordinary_classifier_refuse_to_train_without_it(tiny
         train_classifier(ctx, method_classifier(cfg.classifier, "poc"), progress=False)
 
 
+@pytest.mark.slow
 def test_pnoc_run_binds_the_ordinary_classifier_records_and_reloads(tiny):
     ctx, cfg = tiny
     ordinary = train_classifier(ctx, ordinary_config(cfg.classifier, cfg.ordinary), progress=False)
@@ -76,6 +77,7 @@ def test_pnoc_run_binds_the_ordinary_classifier_records_and_reloads(tiny):
     assert runs_table(again).loc[0, "TTA mIoU (%)"] == pytest.approx(100 * run.sweep.best.miou)
 
 
+@pytest.mark.slow
 def test_a_wrong_ordinary_classifier_is_refused(tiny):
     ctx, configs = tiny
     ordinary = train_classifier(ctx, ordinary_config(configs.classifier, configs.ordinary), progress=False)
@@ -89,6 +91,7 @@ def test_method_labels():
     assert method_label("puzzle", 0.0) == "P" and method_label("poc", 0.1) == "P-OC+LS"
 
 
+@pytest.mark.slow
 def test_a_run_on_data_with_regions_reports_part_far_body_and_context_scores(tmp_path, tiny):
     from wsss_lib.data import open_dataset
     from wsss_lib.data.synthetic import SyntheticConfig, generate

@@ -219,6 +219,7 @@ def _run(ctx, cfg, source, test_split=""):
                             inference=cfg.inference, workers=0, progress=False)
 
 
+@pytest.mark.slow
 def test_ground_truth_run_end_to_end_with_export_and_cache(tmp_path, tiny_synthetic):
     from wsss_lib.stages.context import RunContext
     from wsss_lib.stages.segmentation import load_segmentation_runs

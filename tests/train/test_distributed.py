@@ -27,6 +27,8 @@ from toys import ToyMethod, ToySet  # noqa: E402
 
 # the rank processes cannot import the test modules: their functions and classes travel by value (the payloads
 # name classes and functions, never a test module itself, which would travel with pytest's captured streams)
+pytestmark = pytest.mark.ddp
+
 cloudpickle.register_pickle_by_value(toys)
 cloudpickle.register_pickle_by_value(test_training_stage)
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
