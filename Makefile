@@ -41,7 +41,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check wsss_lib tests notebooks
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest tests -q --durations=10
-	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	WSSS_BATCH=1 $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		--nbval-cell-timeout=1200 -p no:python notebooks -q
 	$(MAKE) --no-print-directory dry-runs-small
 
@@ -72,7 +72,7 @@ unit-fast: $(STAMP)
 	$(PY) -m pytest tests -q -m "not slow and not ddp"
 
 nbval: $(STAMP)
-	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	WSSS_BATCH=1 $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		--nbval-cell-timeout=1200 -p no:python notebooks -q
 
 # JupyterLab on the project's environment with notebooks/ open (LAB_ARGS, e.g. LAB_ARGS="--port 8899 --no-browser")

@@ -15,7 +15,9 @@ status is non-zero. A dry run (:mod:`wsss_lib.runner.dry_run`) ends with the rea
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -30,6 +32,7 @@ from wsss_lib.io import atomic_write_json, atomic_write_text, current_shard
 from wsss_lib.io.progress import tqdm
 from wsss_lib.paths import DRY_SUFFIX, SMALL_SUFFIX, repo_root, reports_dir, work_dir
 from wsss_lib.provenance import code_state, machine
+from wsss_lib.reporting.explorer import BATCH_ENV
 from wsss_lib.runner.dry_run import dry_run_parameters, dry_run_profile_name
 from wsss_lib.runner.manifest import fingerprint, package_versions
 from wsss_lib.runner.notebooks import check_data, discover_notebooks, profile_notebooks, validate_parameters
@@ -44,6 +47,21 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 """Arguments of every notebook's kernel: its log shows errors only. At the default level every kernel prints that it
 runs over TCP without encryption (a local kernel, spoken to by this process alone), which says nothing about the
 notebook; the notebook's own output, errors and progress are unaffected."""
+
+
+@contextlib.contextmanager
+def _batch_kernel():
+    """The kernels started meanwhile know they run in a batch (:data:`wsss_lib.reporting.explorer.BATCH_ENV`: static
+    figures instead of widgets no one can move, and whose drawings the saved notebook would not keep)."""
+    before = os.environ.get(BATCH_ENV)
+    os.environ[BATCH_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(BATCH_ENV, None)
+        else:
+            os.environ[BATCH_ENV] = before
 
 def run_profile(profile_name: str, only: list[str] | None = None, force: bool = False, data_root: str | None = None,
                 timeout: int | None = None, dry_run: bool = False, overrides: dict[str, Any] | None = None,
@@ -133,9 +151,10 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
         atomic_write_json(manifest_path, manifest)
         started = time.perf_counter()
         try:
-            pm.execute_notebook(str(nb), str(output), parameters=params, kernel_name="python3", language="python",
-                                cwd=str(nb.parent), execution_timeout=timeout, progress_bar={"leave": False},
-                                extra_arguments=KERNEL_ARGUMENTS)
+            with _batch_kernel():
+                pm.execute_notebook(str(nb), str(output), parameters=params, kernel_name="python3",
+                                    language="python", cwd=str(nb.parent), execution_timeout=timeout,
+                                    progress_bar={"leave": False}, extra_arguments=KERNEL_ARGUMENTS)
             entry["status"] = "ok"
         except pm.PapermillExecutionError as exc:
             if exc.ename == "ShardPending":  # this shard's images are done, another shard finishes the stage
