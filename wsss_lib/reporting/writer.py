@@ -44,7 +44,10 @@ class Report:
             caption = f"{self.ctx.note} {caption}"
         with atomic_path(base.with_suffix(".csv")) as tmp:
             frame.to_csv(tmp, index=index)
-        markdown = frame.to_markdown(index=index, floatfmt=float_format)
+        # thresholds live on a 0.05 grid: two decimals (0.45 would print as 0.5), every other number float_format
+        formats = [".2f" if "threshold" in str(column).lower() else float_format for column in frame.columns]
+        formats = [float_format] * (frame.index.nlevels if index else 0) + formats
+        markdown = frame.to_markdown(index=index, floatfmt=tuple(formats))
         atomic_write_text(base.with_suffix(".md"), f"{caption}\n\n_Profile `{self.ctx.profile}`; measured by this "
                           f"repository's code unless a column says literature._\n\n{markdown}\n")
         if latex:
