@@ -17,7 +17,7 @@ EXECUTOR ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup reproduce verify test dry-runs dry-runs-small unit unit-fast nbval bench gpu-check clean-reports lab lint
+.PHONY: setup reproduce verify test dry-runs dry-runs-small unit unit-fast nbval bench bench-per-image profile gpu-check clean-reports lab lint
 
 setup: $(STAMP)
 
@@ -88,6 +88,20 @@ clean-reports:
 BENCH_ARGS ?= --crop 224 --batch 8 --tta-image 320
 bench: $(STAMP)
 	$(PY) -m wsss_lib.bench $(BENCH_ARGS)
+
+# Cost per image of the per-image stages at the paper's sizes (TTA of ResNeSt-269, segmentation inference, affinity
+# and walk, the CRF presets, file IO): appends to reports/bench/<device>.csv, which the dry run's plan reads; COCO's
+# size: make bench-per-image PER_IMAGE_ARGS="--image 640 480 --classes 81"
+PER_IMAGE_ARGS ?= --image 500 375 --classes 21
+bench-per-image: $(STAMP)
+	$(PY) -m wsss_lib.bench.per_image $(PER_IMAGE_ARGS)
+
+# Where a study run's wall time goes (wsss_lib/bench/profile.py): data, forward, backward, optimizer, evaluation, TTA,
+# sweeps, CRF, IO; writes reports/bench/profile-<profile>.{csv,md}. Variants run interleaved, e.g.
+#   make profile PROFILE_ARGS="--profile study --targets cam --variant w2:runtime.num_workers=2 w0:runtime.num_workers=0 --repeat 3"
+PROFILE_ARGS ?= --profile study --targets cam pnoc
+profile: $(STAMP)
+	$(PY) -m wsss_lib.bench.profile $(PROFILE_ARGS)
 
 # One prepared check on a GPU machine (about 8 min on one GPU; wsss_lib/bench/gpu_check.py): paper-scale training throughput
 # in every precision and layout (the official recipe and this code's default measured in the same run), a paper-voc

@@ -25,7 +25,7 @@ Per-image stages (``kind = "images"`` records: TTA CAMs, saliency maps, affinity
 pseudo-masks, segmentation predictions, sweeps and scores, the VOC export) become :func:`build_image_plan`'s rows:
 the real split's size (the dry run's fixtures are small), the profile's TTA scales restored from the caps
 (:data:`IMAGE_SCALES`, with the same self-check: the capped value must be what the stage recorded), the runs (one per
-seed where the notebook's ``seeds`` were capped), and the cost per image from ``make bench --per-image`` rows
+seed where the notebook's ``seeds`` were capped), and the cost per image from ``make bench-per-image`` rows
 (:data:`IMAGE_COSTS`: each stage is a sum of measured parts, e.g. a segmentation prediction = the DeepLab TTA
 forward + one CRF) at the dataset's typical image size (:data:`TYPICAL_IMAGE`): CPU hours for the CPU-bound parts
 (CRF, file IO), GPU hours for the device parts from ``cuda.csv`` and, beside them, what the device parts would take
@@ -65,7 +65,7 @@ RECIPE_FIELDS: dict[str, str] = {"epochs": "train.epochs", "batch_size": "train.
 _SPLIT_SIZES = {"voc": {**VOC_SPLIT_SIZES, "test": 1456}, "coco": dict(COCO_SPLIT_SIZES)}
 
 TYPICAL_IMAGE: dict[str, str] = {"voc": "500x375", "coco": "640x480"}
-"""The image size per-image costs are measured at (``make bench --per-image --image W H``): the most common VOC size,
+"""The image size per-image costs are measured at (``make bench-per-image PER_IMAGE_ARGS="--image W H"``): the most common VOC size,
 and COCO's."""
 
 IMAGE_SCALES: dict[str, str] = {"cams": "tta", "saliency": "tta", "seg_predictions": "inference"}
@@ -209,7 +209,7 @@ def build_plan(records_path: Path, manifest: dict[str, Any], dataset: str, bench
 
 
 def _bench_rows(path: Path) -> pd.DataFrame:
-    """The per-image rows of a bench CSV (``make bench --per-image``; column ``part``), or none."""
+    """The per-image rows of a bench CSV (``make bench-per-image``; column ``part``), or none."""
     if not path.is_file():
         return pd.DataFrame(columns=["part"])
     frame = pd.read_csv(path)
@@ -383,7 +383,7 @@ def write_plan(work_dir: Path, reports_dir: Path, manifest: dict[str, Any], data
     (tables / "plan.md").write_text(f"{caption}\n\n{plan.to_markdown(index=False, floatfmt='.2f')}\n")
     image_caption = (f"The real run's per-image stages, derived from this dry run (wsss_lib.runner.plan): {len(images)} "
                      f"stages at the real split sizes, cost per image at {TYPICAL_IMAGE.get(dataset, '?')} px from "
-                     f"{cpu_csv.name} (CPU) and {cuda_csv.name} (GPU; make bench --per-image, make gpu-check); "
+                     f"{cpu_csv.name} (CPU) and {cuda_csv.name} (GPU; make bench-per-image, make gpu-check); "
                      "blank where no figure was measured.")
     (tables / "plan_images.md").write_text(f"{image_caption}\n\n{images.to_markdown(index=False, floatfmt='.2f')}\n")
     hours_caption = ("CPU and GPU hours per notebook of the real run (wsss_lib.runner.plan): training on the GPU, the per-image "
