@@ -120,3 +120,11 @@ def test_profile_splits_a_run_into_sections(tmp_path):
     assert totals["weights"].nunique() == 1 and totals["miou"].nunique() == 1
     text = (tmp_path / "out" / "profile-smoke.md").read_text()
     assert "| `a` | 1 |" in text and "| `b` | 1 |" in text and "speed-up vs `a`" in text
+    assert "Partial" not in text
+    # The report is rewritten as each run ends: after the first of two, it holds that run and says it is partial
+    from wsss_lib.bench.profile import Variant, report
+
+    first = frame[frame["variant"] == "a"].to_dict("records")
+    partial = report(first, "cmd", "t", {"commit": "abc", "dirty": False}, [Variant("a"), Variant("b")], {}, 1, 1, 2)
+    assert "**Partial: 1 of 2 runs finished so far.**" in partial and "| `a` | 1 |" in partial
+    assert "| `b` |" not in partial

@@ -17,8 +17,9 @@ Each setting variant (``--variant LABEL:NAME=VALUE,...``) runs once per repetiti
 (``A B A B ...``), each in its own work directory, so variants are measured side by side on the same machine in one
 run; the dataset is generated once, untimed, and linked into each. Each run also records what it produced (a digest
 of the trained weights and the TTA mIoU), so a variant that changes a number shows it. Writes ``<out>/profile-<profile>.csv`` (one row
-per run and section, appended) and ``<out>/profile-<profile>.md`` (this run: median seconds per section and variant,
-the spread of the end-to-end time, and each variant's ratio to the first).
+per run and section, appended as each run ends) and ``<out>/profile-<profile>.md`` (this command's runs so far, rewritten
+as each ends: median seconds per section and variant, the spread of the end-to-end time, and each variant's ratio to the
+first).
 
 ``--set NAME=VALUE`` changes a parameter of the notebook for every variant (``classifier.train.epochs=1`` for a short
 look); both take the runner's dotted names (``runtime.num_workers=0``).
@@ -43,7 +44,7 @@ from wsss_lib.paths import repo_root
 from wsss_lib.paths import work_dir as default_work_dir
 from wsss_lib.provenance import code_state, machine
 
-__all__ = ["TARGETS", "Variant", "profile_run", "main"]
+__all__ = ["TARGETS", "Variant", "profile_run", "report", "main"]
 
 TARGETS = {"cam": ("01_cam_baseline", "cam"), "ordinary": ("01_cam_baseline", "ordinary"),
            "puzzle": ("02_puzzle_cam", "puzzle"), "occse": ("03_oc_cse", "occse"), "poc": ("04_p_oc", "poc"),
@@ -200,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     command = "python -m wsss_lib.bench.profile " + " ".join(argv if argv is not None else sys.argv[1:])
     commit = code_state()
-    rows = []
+    rows: list[dict] = []
+    done, total = 0, args.repeat * len(args.targets) * len(variants)
+    text = ''
     for rep in range(args.repeat):
         for target in args.targets:
             for variant in variants:
@@ -216,21 +219,31 @@ def main(argv: list[str] | None = None) -> int:
                         "profile": args.profile, "target": target, "variant": variant.label, "repetition": rep,
                         **produced}
                 sections = recorder.frame()
-                rows += [{**meta, "section": r.section, "seconds": r.seconds, "calls": r.calls}
-                         for r in sections.itertuples()]
-                rows.append({**meta, "section": "total", "seconds": recorder.wall, "calls": 1})
+                run_rows = [{**meta, "section": r.section, "seconds": r.seconds, "calls": r.calls}
+                            for r in sections.itertuples()]
+                run_rows.append({**meta, "section": "total", "seconds": recorder.wall, "calls": 1})
+                rows += run_rows
+                # Each run's rows are kept as soon as it ends (an hour of P-NOC is not lost to a later failure)
+                append_csv_rows(out / f"profile-{args.profile}.csv", run_rows)
+                done += 1
+                text = report(rows, command, stamp, commit, variants, common, args.repeat, done, total)
+                atomic_write_text(out / f"profile-{args.profile}.md", text)
                 if not args.keep:
                     shutil.rmtree(work, ignore_errors=True)
-    frame = pd.DataFrame(rows)
-    append_csv_rows(out / f"profile-{args.profile}.csv", rows)
-    text = (f"# Where the wall time of a `{args.profile}` run goes\n\n"
+    print(text)
+    return 0
+
+
+def report(rows: list[dict], command: str, stamp: str, commit: dict, variants: list[Variant], common: dict,
+           repeat: int, done: int, total: int) -> str:
+    """The Markdown report of the runs so far (``done`` of ``total``; a partial report says so)."""
+    status = "" if done == total else f" **Partial: {done} of {total} runs finished so far.**"
+    return (f"# Where the wall time of a `{rows[0]['profile']}` run goes\n\n"
             f"Measured by this repository's code: `{command}`\n\n"
             f"{stamp}, commit {commit['commit'][:10]}{' (dirty)' if commit['dirty'] else ''}, {_machine()}. "
             f"Variants: {', '.join(f'`{v.label}` {v.overrides or {}}' for v in variants)}; common settings: "
-            f"{common or 'none'}; {args.repeat} repetition(s), interleaved.\n\n" + summary(frame) + "\n")
-    atomic_write_text(out / f"profile-{args.profile}.md", text)
-    print(text)
-    return 0
+            f"{common or 'none'}; {repeat} repetition(s), interleaved.{status}\n\n"
+            + summary(pd.DataFrame(rows)) + "\n")
 
 
 if __name__ == "__main__":
