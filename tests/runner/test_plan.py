@@ -168,3 +168,33 @@ def test_per_image_scales_that_do_not_map_back_to_the_dry_run_fail_the_check(tmp
     records = _write(tmp_path, [_image_record(split="trainval")])
     assert "split 'trainval' has no known size" in build_image_plan(records, _image_manifest(), "voc", cpu,
                                                                      cuda)["check"].iloc[0]
+
+
+def test_a_small_backbone_dry_run_plans_the_profiles_backbone(tmp_path):
+    """make dry-runs-small builds ResNeSt-14d where the profile names ResNeSt-269: a per-image stage is costed with
+    the profile's backbone (the cap says which), found in its own notebook's caps or another's; a dry-run backbone
+    that stands for two profile backbones is named in the check, not guessed."""
+    from wsss_lib.runner.plan import build_image_plan
+
+    manifest = _image_manifest()
+    manifest["dry_run_caps"]["01_cam_baseline"]["classifier.backbone.name"] = ["resnest269e", "resnest14d"]
+    records = _write(tmp_path, [_image_record(backbone="resnest14d"),
+                                _image_record(notebook="08_affinity_random_walk", key="c2", backbone="resnest14d")])
+    cpu, cuda = _bench(tmp_path)
+    own, other = build_image_plan(records, manifest, "voc", cpu, cuda).to_dict("records")
+    for row, runs in ((own, 3), (other, 1)):  # notebook 01's seeds are capped, 08's are not
+        assert row["check"] == "ok" and row["gpu_hours"] == pytest.approx(1464 * runs * 0.2 / 3600)
+        assert row["cpu_hours_without_gpu"] == pytest.approx(1464 * runs * 10.0 / 3600)
+    # without the cap the small backbone is costed as itself: no figure
+    plain = build_image_plan(records, _image_manifest(), "voc", cpu, cuda).to_dict("records")[0]
+    assert pd.isna(plain["gpu_hours"]) and "no GPU figure: tta resnest14d" in plain["cost"]
+    # a segmentation network built as ResNeSt-14d too: the CAMs' cap is the classifier's, not the segmentation's
+    manifest["dry_run_caps"]["09_segmentation"]["segmentation.backbone.name"] = ["resnest101e", "resnest14d"]
+    records = _write(tmp_path, [_image_record(notebook="08_affinity_random_walk", key="c3", backbone="resnest14d")])
+    row = build_image_plan(records, manifest, "voc", cpu, cuda).to_dict("records")[0]
+    assert row["check"] == "ok" and row["gpu_hours"] == pytest.approx(1464 * 0.2 / 3600)
+    # two classifier-shaped networks of different profile backbones behind one dry-run backbone: named, not guessed
+    manifest["dry_run_caps"]["11_methods_class_groups"] = {"acr.backbone.name": ["resnest101e", "resnest14d"]}
+    row = build_image_plan(records, manifest, "voc", cpu, cuda).to_dict("records")[0]
+    assert row["check"] == ("backbone 'resnest14d' stands for ['resnest101e', 'resnest269e'] in the dry run: costs of "
+                            "'resnest14d'")

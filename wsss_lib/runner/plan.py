@@ -24,7 +24,8 @@ parameter's profile and dry-run value):
 Per-image stages (``kind = "images"`` records: TTA CAMs, saliency maps, affinity labels, the random walk,
 pseudo-masks, segmentation predictions, sweeps and scores, the VOC export) become :func:`build_image_plan`'s rows:
 the real split's size (the dry run's fixtures are small), the profile's TTA scales restored from the caps
-(:data:`IMAGE_SCALES`, with the same self-check: the capped value must be what the stage recorded), the runs (one per
+(:data:`IMAGE_SCALES`, with the same self-check: the capped value must be what the stage recorded), the profile's
+backbone where ``--small-backbones`` swapped it (a ``*.backbone.name`` cap whose dry-run value the record holds), the runs (one per
 seed where the notebook's ``seeds`` were capped), and the cost per image from ``make bench-per-image`` rows
 (:data:`IMAGE_COSTS`: each stage is a sum of measured parts, e.g. a segmentation prediction = the DeepLab TTA
 forward + one CRF) at the dataset's typical image size (:data:`TYPICAL_IMAGE`): CPU hours for the CPU-bound parts
@@ -50,8 +51,8 @@ import pandas as pd
 from wsss_lib.data.coco import COCO_SPLIT_SIZES
 from wsss_lib.data.voc import VOC_SPLIT_SIZES
 
-__all__ = ["STAGE_PARAMETERS", "RECIPE_FIELDS", "IMAGE_SCALES", "IMAGE_COSTS", "TYPICAL_IMAGE", "build_plan",
-           "build_image_plan", "hours_table", "write_plan"]
+__all__ = ["STAGE_PARAMETERS", "RECIPE_FIELDS", "IMAGE_SCALES", "IMAGE_NETWORKS", "IMAGE_COSTS", "TYPICAL_IMAGE",
+           "build_plan", "build_image_plan", "hours_table", "write_plan"]
 
 STAGE_PARAMETERS: dict[str, str] = {"classifier": "classifier", "c2am": "c2am", "detector": "detector",
                                     "affinity": "affinity", "segmentation": "segmentation", "amn": "amn"}
@@ -253,6 +254,32 @@ def _train_rate(figures: pd.DataFrame, match: dict[str, Any]) -> float:
     return float(found["train_images_per_s"].max()) if len(found) else float("nan")
 
 
+IMAGE_NETWORKS: dict[str, tuple[str, ...]] = {"cams": ("classifier", "acr", "amn"), "saliency": ("detector", "c2am"),
+                                              "rw": ("affinity",), "seg_predictions": ("segmentation",)}
+"""Per-image stage kind -> the stage dicts whose network it runs (where its backbone's cap is looked up first)."""
+
+
+def _profile_backbone(record: dict[str, Any], nb_caps: dict[str, list],
+                      caps: dict[str, dict[str, list]]) -> tuple[str, str]:
+    """The profile's backbone of a per-image record whose network the dry run built with another (a
+    ``--small-backbones`` dry run swaps ResNeSt-269 for ResNeSt-14d): the profile value of a capped ``*.backbone.name``
+    whose dry-run value is the record's, looked up in the stage dicts of :data:`IMAGE_NETWORKS` (the record's
+    notebook, then any notebook: notebook 08 runs the detector notebook 07 trained), then in any stage dict;
+    unchanged when no cap swapped it. Returns it and a problem (empty when none): two profile backbones behind one
+    dry-run backbone in the first place that names any."""
+    backbone, networks = record["backbone"], IMAGE_NETWORKS.get(record["stage"], ())
+    everywhere = [(n, p, c) for n, nb in caps.items() for p, c in nb.items()]
+    own = [(record["notebook"], p, c) for p, c in nb_caps.items()]
+    for scope, only_networks in ((own, True), (everywhere, True), (own, False), (everywhere, False)):
+        found = {c[0] for _, p, c in scope if p.endswith("backbone.name") and c[1] == backbone
+                 and (not only_networks or p.split(".")[0] in networks)}
+        if len(found) == 1:
+            return found.pop(), ""
+        if found:
+            return backbone, f"backbone {backbone!r} stands for {sorted(found)} in the dry run: costs of {backbone!r}"
+    return backbone, ""
+
+
 def build_image_plan(records_path: Path, manifest: dict[str, Any], dataset: str, cpu_csv: Path, cuda_csv: Path,
                      used_path: Path | None = None, profile: str = "") -> pd.DataFrame:
     """One row per per-image stage of the real run (see the module docstring)."""
@@ -277,6 +304,9 @@ def build_image_plan(records_path: Path, manifest: dict[str, Any], dataset: str,
                 if list(capped[1]) != list(record["scales"]):
                     checks.append(f"{path}: dry run {capped[1]!r}, stage {record['scales']!r}")
                 record["scales"] = capped[0]
+        if record.get("backbone"):
+            record["backbone"], problem = _profile_backbone(record, nb_caps, caps)
+            checks += [problem] if problem else []
         if record["split"] not in sizes:
             checks.append(f"split {record['split']!r} has no known size in {dataset!r}: the dry run's "
                           f"{record['images']} images are shown")
