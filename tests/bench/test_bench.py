@@ -29,7 +29,11 @@ def test_random_walk_bench_runs_each_walk_in_its_own_process(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_check_wiring_on_cpu(tmp_path, monkeypatch):
-    """make gpu-check's script at toy sizes (no compile row, no dry run): rows, the same-run ratio, the walk."""
+    """make gpu-check's script at toy sizes (no compile row, no dry run): rows, the same-run ratio, the walk, and the
+    per-image bench it runs (make bench-per-image's parts, each in its own process, with its cost and peak memory)."""
+    import subprocess
+    from types import SimpleNamespace
+
     import wsss_lib.bench.gpu_check as gpu_check
 
     rows = tuple(r for r in gpu_check.TRAIN_ROWS if not r[3] and r[0] == "cam")
@@ -42,12 +46,21 @@ def test_gpu_check_wiring_on_cpu(tmp_path, monkeypatch):
     assert "sparse walk at 128 px: exit status 0" in text and "The study's scale" in text
     written = pd.read_csv(tmp_path / "cpu.csv")
     assert written["part"].isna().sum() == len(rows) + 1 and (tmp_path / "rw-cpu.csv").is_file()  # training rows
-    # the per-image rows: every part, each CRF preset
-    assert written["part"].dropna().tolist() == ["tta", "seg", "affinity", "walk", "crf", "crf", "crf", "io"]
+    # the per-image rows: every part, each CRF preset, each with its cost and peak memory
+    per_image = written[written["part"].notna()]
+    assert per_image["part"].tolist() == ["tta", "seg", "affinity", "walk", "crf", "crf", "crf", "io"]
+    assert per_image["crf"].fillna("").tolist() == ["", "", "", "", "label", "label_pseudo_mask", "deeplab_v2", ""]
+    assert (per_image["seconds_per_image"] > 0).all() and (per_image["peak_memory_mb"] > 0).all()
+    assert set(per_image["image"]) == {"64x48"} and per_image["scales"].iloc[0] == "0.5,1"
     assert "Per-image stages: per-image rows at 64x48: appended to cpu.csv" in text
     assert gpu_check.OFFICIAL in rows and gpu_check.DEFAULT in rows
 
-    # a spent budget skips the rows left, names them, and fails the check; the summary is still written
+    # a spent budget skips the rows left, names them, and fails the check; the summary is still written (the steps
+    # after the training rows, measured above, are stubbed here: the budget governs the training rows only)
+    monkeypatch.setattr(gpu_check, "STUDY_ROWS", ())
+    done = subprocess.CompletedProcess([], 0, stdout="stubbed\n", stderr="")
+    monkeypatch.setattr(gpu_check, "subprocess", SimpleNamespace(run=lambda *a, **k: done,
+                                                                 TimeoutExpired=subprocess.TimeoutExpired))
     assert gpu_check.main(["--device", "cpu", "--quick", "--no-dry-run", "--budget", "0", "--out",
                            str(tmp_path / "b")]) == 1
     text = (tmp_path / "b" / "gpu-check-cpu.md").read_text()
@@ -83,22 +96,6 @@ def test_ddp_bench_appends_one_row_per_device_count(tmp_path):
     assert rows["devices"].tolist() == [1, 2] and rows["images"].tolist() == [8, 8]
     assert rows["speedup_vs_first"].iloc[0] == 1.0 and (rows["images_per_s"] > 0).all()
     assert (rows["overhead_s"] >= 0).all()
-
-
-@pytest.mark.slow
-def test_per_image_bench_writes_one_row_per_part_and_crf_preset(tmp_path):
-    """make bench's per-image parts at a toy size: each part in its own process, its cost and peak memory."""
-    from wsss_lib.bench.per_image import main as per_image_main
-
-    out = tmp_path / "cpu.csv"
-    assert per_image_main(["--device", "cpu", "--backbone", "tf_efficientnet_lite0", "--image", "48", "32",
-                           "--scales", "0.5", "1.0", "--repeat", "1", "--crf", "label", "deeplab_v2",
-                           "--out", str(out)]) == 0
-    frame = pd.read_csv(out)
-    assert frame["part"].tolist() == ["tta", "seg", "affinity", "walk", "crf", "crf", "io"]
-    assert frame["crf"].fillna("").tolist() == ["", "", "", "", "label", "deeplab_v2", ""]
-    assert (frame["seconds_per_image"] > 0).all() and (frame["peak_memory_mb"] > 0).all()
-    assert set(frame["image"]) == {"48x32"} and frame.loc[0, "scales"] == "0.5,1"
 
 
 @pytest.mark.slow
