@@ -35,15 +35,15 @@ reproduce: $(STAMP)
 verify: $(STAMP)
 	$(PY) -m wsss_lib.runner.verify --profile $(PROFILE)
 
-# ruff and the layer contract (both in pyproject.toml), unit tests, every notebook through nbval with its default
-# (smoke) parameters, then the dry runs of both paper profiles with small backbones (about 5 min together).
+# ruff and the layer contract (both in pyproject.toml), unit tests, then side by side: every notebook through nbval
+# with its default (smoke) parameters and the dry runs of both paper profiles with small backbones (three processes:
+# the dry runs hold one thread each and wait on kernels and files, so the three together take about 9 min on 2 cores
+# against about 12 one after the other; each one's output is printed when it ends).
 test: $(STAMP)
 	$(VENV)/bin/ruff check wsss_lib tests notebooks
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest tests -q --durations=10
-	WSSS_BATCH=1 $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
-		--nbval-cell-timeout=1200 -p no:python notebooks -q
-	$(MAKE) --no-print-directory dry-runs-small
+	$(MAKE) --no-print-directory -j3 --output-sync=target nbval $(addprefix dry-run-small-,$(DRY_PROFILES))
 
 # The dry runs of the paper profiles: every notebook on generated VOC/COCO-layout fixtures, capped
 # (wsss_lib/runner/dry_run.py). `dry-runs`: the profiles' own architectures (15-20 min and ~7 GB each on 2 CPU cores);
