@@ -418,6 +418,9 @@ def write_plan(work_dir: Path, reports_dir: Path, manifest: dict[str, Any], data
     (tables / "plan_images.md").write_text(f"{image_caption}\n\n{images.to_markdown(index=False, floatfmt='.2f')}\n")
     hours_caption = ("CPU and GPU hours per notebook of the real run (wsss_lib.runner.plan): training on the GPU, the per-image "
                      "stages' CPU-bound parts (CRF, file IO), their device parts on a GPU, and those device parts on "
-                     "this CPU where no GPU runs them. Blank: no figure measured.")
+                     "this CPU where no GPU runs them. Each sum covers the rows that have a figure; `unmeasured "
+                     "rows` counts the rows missing one in some column (plan_images.md names what is missing), so "
+                     "beside a nonzero count a sum is a lower bound, and 0.00 GPU hours means no GPU figure yet, not "
+                     "no GPU work. Blank: no row has a figure.")
     (tables / "plan_hours.md").write_text(f"{hours_caption}\n\n{hours.to_markdown(index=False, floatfmt='.2f')}\n")
     return plan, images, hours
