@@ -88,3 +88,15 @@ def test_profiles_exist_and_parse():
         assert profile["common"]["profile"] == name
     with pytest.raises(FileNotFoundError, match="available"):
         load_profile("nope")
+
+
+def test_the_io_package_re_exports_every_name_its_modules_export():
+    """wsss_lib.io's explicit __all__ is its modules' __all__, each name imported there, and nothing else public: a
+    name added to a module but not to the package (or the reverse) fails here."""
+    import wsss_lib.io as io
+    from wsss_lib.io import atomic, per_image
+
+    assert io.__all__ == [*atomic.__all__, *per_image.__all__]
+    assert [name for name in io.__all__ if not hasattr(io, name)] == []
+    public = {name for name in vars(io) if not name.startswith("_")} - {"atomic", "per_image", "progress"}
+    assert public == set(io.__all__)
