@@ -256,23 +256,22 @@ def _train_rate(figures: pd.DataFrame, match: dict[str, Any]) -> float:
 
 IMAGE_NETWORKS: dict[str, tuple[str, ...]] = {"cams": ("classifier", "acr", "amn"), "saliency": ("detector", "c2am"),
                                               "rw": ("affinity",), "seg_predictions": ("segmentation",)}
-"""Per-image stage kind -> the stage dicts whose network it runs (where its backbone's cap is looked up first)."""
+"""Per-image stage kind -> the stage dicts whose network it runs (where its backbone's cap is looked up)."""
 
 
 def _profile_backbone(record: dict[str, Any], nb_caps: dict[str, list],
                       caps: dict[str, dict[str, list]]) -> tuple[str, str]:
     """The profile's backbone of a per-image record whose network the dry run built with another (a
     ``--small-backbones`` dry run swaps ResNeSt-269 for ResNeSt-14d): the profile value of a capped ``*.backbone.name``
-    whose dry-run value is the record's, looked up in the stage dicts of :data:`IMAGE_NETWORKS` (the record's
-    notebook, then any notebook: notebook 08 runs the detector notebook 07 trained), then in any stage dict;
-    unchanged when no cap swapped it. Returns it and a problem (empty when none): two profile backbones behind one
-    dry-run backbone in the first place that names any."""
-    backbone, networks = record["backbone"], IMAGE_NETWORKS.get(record["stage"], ())
-    everywhere = [(n, p, c) for n, nb in caps.items() for p, c in nb.items()]
-    own = [(record["notebook"], p, c) for p, c in nb_caps.items()]
-    for scope, only_networks in ((own, True), (everywhere, True), (own, False), (everywhere, False)):
-        found = {c[0] for _, p, c in scope if p.endswith("backbone.name") and c[1] == backbone
-                 and (not only_networks or p.split(".")[0] in networks)}
+    whose dry-run value is the record's, among the stage dicts of :data:`IMAGE_NETWORKS` (``segmentation`` covers
+    ``segmentation_variants``), in the record's notebook, then in any notebook (notebook 08 runs the detector notebook
+    07 trained); unchanged when no cap swapped it. Returns it and a problem (empty when none): two profile backbones
+    behind one dry-run backbone in the first place that names any."""
+    backbone, networks = record["backbone"], IMAGE_NETWORKS.get(record["stage"])
+    everywhere = [(p, c) for nb in caps.values() for p, c in nb.items()]
+    for scope in (list(nb_caps.items()), everywhere):
+        found = {c[0] for p, c in scope if p.endswith("backbone.name") and c[1] == backbone
+                 and (not networks or p.startswith(networks))}
         if len(found) == 1:
             return found.pop(), ""
         if found:
