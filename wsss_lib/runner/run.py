@@ -1,9 +1,11 @@
 """Run the notebooks of a profile with papermill, in order: the check of every parameter first
 (:mod:`wsss_lib.runner.notebooks`), then per notebook:
 
-2. execute with papermill, kernel ``python3``, language ``python``, working directory ``notebooks/`` (as
+1. execute with papermill, kernel ``python3``, language ``python``, working directory ``notebooks/`` (as
    JupyterLab and nbval do), writing ``reports/<profile>/notebooks/NN_name.ipynb``;
-3. record status and duration in ``reports/<profile>/manifest.json`` (:mod:`wsss_lib.runner.manifest`). A notebook
+2. clean it (:mod:`wsss_lib.runner.clean`: machine paths become names, widgets their text, figures PNG), so that it
+   reads the same on any machine and on a code-hosting site;
+3. record status, duration and size in ``reports/<profile>/manifest.json`` (:mod:`wsss_lib.runner.manifest`). A notebook
    whose executed copy is up to date (same source, same parameters, succeeded) is skipped unless ``--force``;
    expensive stages are cached in the work directory anyway. Every finished stage a notebook reuses is checked
    against its ``DONE.json`` (file sizes; SHA-256 hashes too with ``--verify``).
@@ -33,6 +35,7 @@ from wsss_lib.io.progress import tqdm
 from wsss_lib.paths import DRY_SUFFIX, SMALL_SUFFIX, repo_root, reports_dir, work_dir
 from wsss_lib.provenance import code_state, machine
 from wsss_lib.reporting.explorer import BATCH_ENV
+from wsss_lib.runner.clean import MAX_NOTEBOOK_BYTES, clean_notebook, machine_roots
 from wsss_lib.runner.dry_run import dry_run_parameters, dry_run_profile_name
 from wsss_lib.runner.manifest import fingerprint, package_versions
 from wsss_lib.runner.notebooks import check_data, discover_notebooks, profile_notebooks, validate_parameters
@@ -129,6 +132,7 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
         earlier = json.loads(manifest_path.read_text()).get("dry_run_caps", {}) if manifest_path.is_file() else {}
         manifest["dry_run_caps"] = {**earlier, **caps}  # a notebook --only leaves out keeps its caps (and plan)
         manifest["small_backbones"] = small_backbones
+    roots = machine_roots(profile_name, data_root, notebook_dir=notebooks[0].parent if notebooks else None)
     status = 0
     pending = ""
     bar = tqdm(notebooks, desc=f"profile {profile_name}", unit="notebook")
@@ -173,6 +177,12 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
             tqdm.write(f"FAILED {nb.name}: {type(exc).__name__}: {exc}\n  partial output (if any) at {output}")
             status = 1
         entry["seconds"] = round(time.perf_counter() - started, 1)
+        if output.is_file():  # the partial notebook of a failure too
+            cleaned = clean_notebook(output, roots)
+            entry["bytes"] = cleaned.bytes
+            if cleaned.too_large:
+                tqdm.write(f"{nb.name}: the executed notebook is {cleaned.bytes / 1e6:.1f} MB, over the "
+                           f"{MAX_NOTEBOOK_BYTES / 1e6:.0f} MB a committed one may take (wsss_lib.runner.clean)")
         atomic_write_json(manifest_path, manifest)
         if status:
             break
