@@ -1,8 +1,9 @@
-# Two commands do all the set-up on a fresh machine with Python 3.11:
+# The commands that do all the set-up on a fresh machine with Python 3.11:
 #   make reproduce [PROFILE=smoke|study|study-stress|paper-voc|paper-coco] [DATA=/path/to/dataset] [ONLY="00 01"] [FORCE=1]
 #                  [VERIFY=1] [DRY_RUN=1] [SET="seeds=[0] classifier.train.epochs=3"] [EXECUTOR=local|slurm]
 #   make test
-# Both create the virtual environment .venv (if missing) and install requirements.txt into it.
+#   make study   (the study profile in its pre-registered order, below)
+# All create the virtual environment .venv (if missing) and install requirements.txt into it.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +18,7 @@ EXECUTOR ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup reproduce verify test dry-runs dry-runs-small unit unit-fast nbval bench bench-per-image profile gpu-check clean-reports lab lint
+.PHONY: setup reproduce study verify test dry-runs dry-runs-small unit unit-fast nbval bench bench-per-image profile gpu-check clean-reports lab lint
 
 setup: $(STAMP)
 
@@ -30,6 +31,24 @@ $(STAMP): requirements.txt pyproject.toml
 
 reproduce: $(STAMP)
 	$(PY) -m wsss_lib.reproduce --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force) $(if $(VERIFY),--verify) $(if $(DRY_RUN),--dry-run) $(foreach s,$(SET),--set '$(s)') $(if $(EXECUTOR),--executor $(EXECUTOR))
+
+# The study in the order its data card pre-registers (data_cards/synthetic_wsss.md, "The downstream study"), each
+# step reusing the finished stages of work/study/ (a stopped run resumes where it stopped): the downstream recipe
+# checks on the CAM row and the ground truth first (a failed check changes the recipe and reruns every downstream
+# row, so they go before those rows), the priors (00-05) and their comparison (06), then 07-09 one seed at a time
+# (seed 0 of every row, then seeds 0-1, then 0-2: a stopped run still holds complete rows), then 10 and 11. Many
+# hours on 2 CPU cores (README, "The study's cost"); SET adds to every step, e.g. on a GPU machine
+# make study SET="runtime.num_workers=8"
+STUDY = $(PY) -m wsss_lib.reproduce --profile study $(foreach s,$(SET),--set '$(s)')
+study: $(STAMP)
+	$(STUDY) --only 07 --set 'seeds=[0]' --set 'hint_sources=[""]' --set 'priors_methods=["CAM"]'
+	$(STUDY) --only 08 --set 'seeds=[0]' --set 'rows=[["CAM", ""]]'
+	$(STUDY) --only 09 --set 'seeds=[0]' --set 'sources=["ground truth"]'
+	$(STUDY) --only 00 01 02 03 04 05 06
+	$(STUDY) --only 07 08 09 --set 'seeds=[0]'
+	$(STUDY) --only 07 08 09 --set 'seeds=[0, 1]'
+	$(STUDY) --only 07 08 09
+	$(STUDY) --only 10 11
 
 # Check every finished stage of a work directory against its DONE.json (sizes and SHA-256), e.g. make verify PROFILE=smoke
 verify: $(STAMP)
