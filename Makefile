@@ -18,7 +18,7 @@ EXECUTOR ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup reproduce study verify test dry-runs dry-runs-small unit unit-fast nbval bench bench-per-image profile gpu-check clean-reports lab lint
+.PHONY: setup reproduce study verify test dry-runs dry-runs-small unit unit-fast nbval bench bench-per-image profile ledger gpu-check clean-reports lab lint
 
 setup: $(STAMP)
 
@@ -121,6 +121,11 @@ bench-per-image: $(STAMP)
 PROFILE_ARGS ?= --profile study --targets cam pnoc
 profile: $(STAMP)
 	$(PY) -m wsss_lib.bench.profile $(PROFILE_ARGS)
+
+# Where a profile's wall time went, from what its stages and the runner recorded (wsss_lib/bench/ledger.py): writes
+# reports/<profile>/tables/costs_{stages,by_stage,notebooks}.{csv,md}, e.g. make ledger PROFILE=study
+ledger: $(STAMP)
+	$(PY) -m wsss_lib.bench.ledger --profile $(PROFILE)
 
 # One prepared check on a GPU machine (about 8 min on one GPU; wsss_lib/bench/gpu_check.py): paper-scale training throughput
 # in every precision and layout (the official recipe and this code's default measured in the same run), a paper-voc

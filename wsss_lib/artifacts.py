@@ -30,7 +30,9 @@ the next waiter takes the stage over and resumes it. Across hosts the work direc
 ``flock`` (local disks, NFSv4, Lustre and GPFS mounted with locking). A finished stage is never rewritten:
 :meth:`StageDir.mark_done` on a stage another process has finished meanwhile keeps that stage's files and
 ``DONE.json``, so a process reading the stage never sees it change. ``DONE.json`` records the host and process that
-computed the stage (``computed_by``).
+computed the stage (``computed_by``), and when that process took the lock and how many seconds it held it until
+``DONE.json`` (``started``, ``seconds``: the wall time of the stage's last session; a stage resumed after a stop
+counts only that session, whose ``computed`` images or epochs its summary names).
 """
 
 from __future__ import annotations
@@ -108,6 +110,11 @@ def _output_files(folder: Path) -> list[Path]:
 
 def _lock_report_seconds() -> float:
     return float(os.environ.get("WSSS_LOCK_REPORT", "60"))
+
+
+_COMPUTING_SINCE: dict[Path, tuple[float, float]] = {}
+"""Stage folders this process is computing (inside :meth:`StageDir.computing`): when it took the lock (epoch time,
+monotonic clock), for ``DONE.json``'s ``computed_by.seconds``."""
 
 
 @dataclass(frozen=True)
@@ -190,8 +197,10 @@ class StageDir:
             todo = not self.done
             if todo:
                 remove_stale_temporaries(self.path)
+                _COMPUTING_SINCE[self.path] = (time.time(), time.monotonic())
             yield todo
         finally:
+            _COMPUTING_SINCE.pop(self.path, None)
             holder.unlink(missing_ok=True)
             lock.release()
 
@@ -213,9 +222,13 @@ class StageDir:
         atomic_write_text(self.path / MANIFEST, text)
         manifest = {"files": len(files), "bytes": int(sum(sizes)), "hashes": "sha256" if hashed else "none",
                     "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+        computed_by: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+        if self.path in _COMPUTING_SINCE:  # this process computed it: from taking the lock to DONE.json
+            started, since = _COMPUTING_SINCE[self.path]
+            computed_by.update(started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+                               seconds=round(time.monotonic() - since, 1))
         atomic_write_json(self.path / "DONE.json", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **summary,
-                                                    "computed_by": {"host": socket.gethostname(), "pid": os.getpid()},
-                                                    "manifest": manifest})
+                                                    "computed_by": computed_by, "manifest": manifest})
 
     def verify(self, hashes: bool = False) -> dict[str, Any]:
         """Check the finished stage's files against its manifest: sizes, and recorded hashes when ``hashes``.

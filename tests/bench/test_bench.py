@@ -1,5 +1,7 @@
 """The benchmark command writes one row per configuration with throughput and memory."""
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -125,3 +127,37 @@ def test_profile_splits_a_run_into_sections(tmp_path):
     partial = report(first, "cmd", "t", {"commit": "abc", "dirty": False}, [Variant("a"), Variant("b")], {}, 1, 1, 2)
     assert "**Partial: 1 of 2 runs finished so far.**" in partial and "| `a` | 1 |" in partial
     assert "| `b` |" not in partial
+
+
+def test_the_ledger_sums_what_stages_and_executions_recorded_and_names_untimed_stages(tmp_path, monkeypatch):
+    from wsss_lib.bench.ledger import write_ledger
+
+    monkeypatch.setenv("WSSS_WORK", str(tmp_path / "work"))
+    monkeypatch.setenv("WSSS_REPORTS", str(tmp_path / "reports"))
+    done = {"classifier/cam-seed0-aa": {"epochs": 6, "seconds": 5400.0, "provenance": {"commit": "0123456789abc",
+                                                                                       "machine": {"cpu": "EPYC"}}},
+            "classifier/cam-seed1-bb": {"epochs": 6, "seconds": 1800.0},
+            "cams/cam-seed0-train-cc": {"images": 200, "computed": 150, "computed_by": {"seconds": 360.0}},
+            "sweeps/cam-seed0-dd": {"computed_by": {"host": "vm"}}}  # finished before times were recorded
+    for folder, summary in done.items():
+        (tmp_path / "work" / "t" / folder).mkdir(parents=True)
+        (tmp_path / "work" / "t" / folder / "DONE.json").write_text(json.dumps(summary))
+    (tmp_path / "reports" / "t").mkdir(parents=True)
+    (tmp_path / "reports" / "t" / "manifest.json").write_text(json.dumps({"executions": [
+        {"notebook": "01_cam_baseline", "started": "2026-12-01T10:00:00", "seconds": 7000.0, "status": "ok"},
+        {"notebook": "01_cam_baseline", "started": "2026-12-02T10:00:00", "seconds": 200.0, "status": "failed"},
+        {"notebook": "07_saliency_c2amh", "started": "2026-12-02T11:00:00", "seconds": 3600.0, "status": "ok"}]}))
+    summary = write_ledger("t")
+    assert summary.startswith("Profile t: 4 finished stages, 2.10 h of recorded stage time (a lower bound: 1")
+    assert "classifier 2.00 h (95 %), cams 0.10 h (5 %)" in summary and "Notebook executions: 3, 3.00 h" in summary and "sweeps" not in summary
+    tables = tmp_path / "reports" / "t" / "tables"
+    kinds = pd.read_csv(tables / "costs_by_stage.csv").set_index("stage")
+    assert kinds.loc["classifier", "seconds"] == 7200 and kinds.loc["cams", "seconds"] == 360
+    assert kinds.loc["sweeps", "untimed"] == 1 and pd.isna(kinds.loc["sweeps", "seconds"])  # blank, not 0
+    stages = pd.read_csv(tables / "costs_stages.csv", dtype={"commit": str})
+    assert list(stages["timed"]) == ["epochs", "epochs", "session", "untimed"] and stages["commit"][0] == "0123456789"
+    notebooks = pd.read_csv(tables / "costs_notebooks.csv").set_index("notebook")
+    assert notebooks.loc["01_cam_baseline", ["executions", "ok", "seconds"]].tolist() == [2, 1, 7200]
+    (tmp_path / "work" / "t" / "sweeps" / "cam-seed0-dd" / "DONE.json").write_text("{")
+    with pytest.raises(ValueError, match="cam-seed0-dd/DONE.json: not a readable DONE.json"):
+        write_ledger("t")

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -440,3 +441,18 @@ def test_quick_evaluation_scores_images_without_labels_as_background():
     net.classifier = torch.nn.Conv2d(4, 1, 1, bias=False)
     result = quick_cam_miou(net, Eval(), (0.5,) * 3, (0.5,) * 3, QuickEvalConfig(size=8))
     assert result["images"] == 2 and 0.0 <= result["miou"] <= 1.0
+
+
+def test_done_json_records_how_long_the_finishing_process_computed_the_stage(tmp_path):
+    store = ArtifactStore(tmp_path)
+    timed = store.stage("cams", {"a": 1})
+    with timed.computing() as todo:
+        assert todo
+        time.sleep(0.3)
+        timed.file("x.txt").write_text("x")
+        timed.mark_done(images=1)
+    computed_by = timed.summary()["computed_by"]
+    assert 0.3 <= computed_by["seconds"] < 30 and computed_by["started"] <= timed.summary()["finished"]
+    untimed = store.stage("cams", {"a": 2})  # finished outside computing(): no time to report, none invented
+    untimed.mark_done(images=0)
+    assert "seconds" not in untimed.summary()["computed_by"]

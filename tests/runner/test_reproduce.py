@@ -63,6 +63,11 @@ def test_runs_in_notebook_dir_writes_manifest_and_skips(notebooks, tmp_path):
     assert run_notebooks(profile, "t", discover_notebooks(notebooks), out) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert "skipped" in manifest["notebooks"]["00_first"]
+    assert [e["notebook"] for e in manifest["executions"]] == ["00_first", "01_second"]  # the skipped run adds none
+    assert run_notebooks(profile, "t", discover_notebooks(notebooks, ["00"]), out, force=True) == 0
+    executions = json.loads((out / "manifest.json").read_text())["executions"]
+    assert [e["notebook"] for e in executions] == ["00_first", "01_second", "00_first"]  # kept across runs
+    assert all(e["status"] == "ok" and e["seconds"] > 0 and e["started"] for e in executions)
 
 
 def test_failure_names_notebook_and_cell_and_keeps_partial_output(notebooks, tmp_path, capsys):

@@ -121,12 +121,16 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
                       if any("weights" in c for c in caps.values()) else "as the profile says"))
     (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "manifest.json"
-    previous = json.loads(manifest_path.read_text()).get("notebooks", {}) if manifest_path.is_file() else {}
+    earlier_manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    previous = earlier_manifest.get("notebooks", {})
     manifest: dict[str, Any] = {
         "profile": profile_name, "description": profile.get("description", ""), **code_state(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": package_versions(), "machine": machine(),
         "notebooks": dict(previous), "dry_run": dry_run, "data_root": data_root,
         "overrides": profile.get("overrides", {}), "shard": str(current_shard()),
+        # every execution of every run into this folder, kept across runs: a profile run in steps (make study) or
+        # resumed after a stop still shows where its wall time went
+        "executions": list(earlier_manifest.get("executions", [])),
     }
     if dry_run:
         earlier = json.loads(manifest_path.read_text()).get("dry_run_caps", {}) if manifest_path.is_file() else {}
@@ -149,7 +153,7 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
         if dry_run:
             _forget_used_stages(work_dir(profile_name), {nb.stem})  # it records again what it uses
         entry: dict[str, Any] = {"parameters": params, "output": f"notebooks/{nb.name}", "fingerprint": digest,
-                                 "host": platform.node(),
+                                 "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                  "status": "running"}
         manifest["notebooks"][nb.stem] = entry
         atomic_write_json(manifest_path, manifest)
@@ -162,21 +166,22 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
             entry["status"] = "ok"
         except pm.PapermillExecutionError as exc:
             if exc.ename == "ShardPending":  # this shard's images are done, another shard finishes the stage
-                entry.update(status="shard-pending", failed_cell=exc.cell_index, error=f"{exc.ename}: {exc.evalue}",
-                             seconds=round(time.perf_counter() - started, 1))
+                entry.update(status="shard-pending", failed_cell=exc.cell_index, error=f"{exc.ename}: {exc.evalue}")
                 tqdm.write(f"{nb.name}: shard {current_shard()} done; {exc.evalue}\n  stopping here (not a failure)")
                 pending = nb.stem
-                atomic_write_json(manifest_path, manifest)
-                break
-            entry.update(status="failed", failed_cell=exc.cell_index, error=f"{exc.ename}: {exc.evalue}")
-            tqdm.write(f"FAILED {nb.name}: cell {exc.cell_index} (execution count {exc.exec_count}) raised "
-                       f"{exc.ename}: {exc.evalue}\n  partial output kept at {output}")
-            status = 1
+            else:
+                entry.update(status="failed", failed_cell=exc.cell_index, error=f"{exc.ename}: {exc.evalue}")
+                tqdm.write(f"FAILED {nb.name}: cell {exc.cell_index} (execution count {exc.exec_count}) raised "
+                           f"{exc.ename}: {exc.evalue}\n  partial output kept at {output}")
+                status = 1
         except Exception as exc:  # kernel death, timeout, bad notebook: still record and stop
             entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             tqdm.write(f"FAILED {nb.name}: {type(exc).__name__}: {exc}\n  partial output (if any) at {output}")
             status = 1
         entry["seconds"] = round(time.perf_counter() - started, 1)
+        manifest["executions"].append({"notebook": nb.stem, "started": entry["started"], "seconds": entry["seconds"],
+                                       "status": entry["status"], "commit": manifest["commit"],
+                                       "overrides": manifest["overrides"]})
         if output.is_file():  # the partial notebook of a failure too
             cleaned = clean_notebook(output, roots)
             entry["bytes"] = cleaned.bytes
@@ -184,7 +189,7 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
                 tqdm.write(f"{nb.name}: the executed notebook is {cleaned.bytes / 1e6:.1f} MB, over the "
                            f"{MAX_NOTEBOOK_BYTES / 1e6:.0f} MB a committed one may take (wsss_lib.runner.clean)")
         atomic_write_json(manifest_path, manifest)
-        if status:
+        if status or pending:
             break
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     atomic_write_json(manifest_path, manifest)
