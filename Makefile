@@ -37,8 +37,8 @@ reproduce: $(STAMP)
 # checks on the CAM row and the ground truth first (a failed check changes the recipe and reruns every downstream
 # row, so they go before those rows), the priors (00-05) and their comparison (06), then 07-09 one seed at a time
 # (seed 0 of every row, then seeds 0-1, then 0-2: a stopped run still holds complete rows), then 10 and 11. Many
-# hours on 2 CPU cores (README, "The study's cost"); SET adds to every step, e.g. on a GPU machine
-# make study SET="runtime.num_workers=8"
+# hours on 2 CPU cores (README, "The study's cost"). SET adds settings to every step (NAME=VALUE words, no space
+# inside a value; a step's own --set of the same name wins), e.g. on a GPU machine make study SET="runtime.num_workers=8"
 STUDY = $(PY) -m wsss_lib.reproduce --profile study $(foreach s,$(SET),--set '$(s)')
 study: $(STAMP)
 	$(STUDY) --only 07 --set 'seeds=[0]' --set 'hint_sources=[""]' --set 'priors_methods=["CAM"]'

@@ -31,8 +31,9 @@ the next waiter takes the stage over and resumes it. Across hosts the work direc
 :meth:`StageDir.mark_done` on a stage another process has finished meanwhile keeps that stage's files and
 ``DONE.json``, so a process reading the stage never sees it change. ``DONE.json`` records the host and process that
 computed the stage (``computed_by``), and when that process took the lock and how many seconds it held it until
-``DONE.json`` (``started``, ``seconds``: the wall time of the stage's last session; a stage resumed after a stop
-counts only that session, whose ``computed`` images or epochs its summary names).
+``DONE.json`` (``started`` in UTC, ``seconds``: the wall time of the stage's last session; a stage resumed after a
+stop counts only that session, whose ``computed`` images its summary names; a training stage finished by torchrun's
+processes records no such time, its ``seconds`` are its epochs').
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -197,10 +199,10 @@ class StageDir:
             todo = not self.done
             if todo:
                 remove_stale_temporaries(self.path)
-                _COMPUTING_SINCE[self.path] = (time.time(), time.monotonic())
+                _COMPUTING_SINCE[self.path.resolve()] = (time.time(), time.monotonic())
             yield todo
         finally:
-            _COMPUTING_SINCE.pop(self.path, None)
+            _COMPUTING_SINCE.pop(self.path.resolve(), None)
             holder.unlink(missing_ok=True)
             lock.release()
 
@@ -223,9 +225,9 @@ class StageDir:
         manifest = {"files": len(files), "bytes": int(sum(sizes)), "hashes": "sha256" if hashed else "none",
                     "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
         computed_by: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
-        if self.path in _COMPUTING_SINCE:  # this process computed it: from taking the lock to DONE.json
-            started, since = _COMPUTING_SINCE[self.path]
-            computed_by.update(started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        if self.path.resolve() in _COMPUTING_SINCE:  # this process computed it: from taking the lock to DONE.json
+            started, since = _COMPUTING_SINCE[self.path.resolve()]
+            computed_by.update(started=datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
                                seconds=round(time.monotonic() - since, 1))
         atomic_write_json(self.path / "DONE.json", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **summary,
                                                     "computed_by": computed_by, "manifest": manifest})

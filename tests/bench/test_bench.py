@@ -137,7 +137,8 @@ def test_the_ledger_sums_what_stages_and_executions_recorded_and_names_untimed_s
     done = {"classifier/cam-seed0-aa": {"epochs": 6, "seconds": 5400.0, "provenance": {"commit": "0123456789abc",
                                                                                        "machine": {"cpu": "EPYC"}}},
             "classifier/cam-seed1-bb": {"epochs": 6, "seconds": 1800.0},
-            "cams/cam-seed0-train-cc": {"images": 200, "computed": 150, "computed_by": {"seconds": 360.0}},
+            "cams/cam-seed0-train-cc": {"images": 200, "computed": 200, "computed_by": {"seconds": 300.0}},
+            "cams/cam-seed0-val-ee": {"images": 200, "computed": 50, "computed_by": {"seconds": 60.0}},  # resumed
             "sweeps/cam-seed0-dd": {"computed_by": {"host": "vm"}}}  # finished before times were recorded
     for folder, summary in done.items():
         (tmp_path / "work" / "t" / folder).mkdir(parents=True)
@@ -148,14 +149,15 @@ def test_the_ledger_sums_what_stages_and_executions_recorded_and_names_untimed_s
         {"notebook": "01_cam_baseline", "started": "2026-12-02T10:00:00", "seconds": 200.0, "status": "failed"},
         {"notebook": "07_saliency_c2amh", "started": "2026-12-02T11:00:00", "seconds": 3600.0, "status": "ok"}]}))
     summary = write_ledger("t")
-    assert summary.startswith("Profile t: 4 finished stages, 2.10 h of recorded stage time (a lower bound: 1")
+    assert summary.startswith("Profile t: 5 finished stages, 2.10 h of recorded stage time (a lower bound: 1 finished "
+                              "stage(s) recorded no time; 1 resumed stage(s) timed by their last session only)")
     assert "classifier 2.00 h (95 %), cams 0.10 h (5 %)" in summary and "Notebook executions: 3, 3.00 h" in summary and "sweeps" not in summary
     tables = tmp_path / "reports" / "t" / "tables"
     kinds = pd.read_csv(tables / "costs_by_stage.csv").set_index("stage")
     assert kinds.loc["classifier", "seconds"] == 7200 and kinds.loc["cams", "seconds"] == 360
     assert kinds.loc["sweeps", "untimed"] == 1 and pd.isna(kinds.loc["sweeps", "seconds"])  # blank, not 0
     stages = pd.read_csv(tables / "costs_stages.csv", dtype={"commit": str})
-    assert list(stages["timed"]) == ["epochs", "epochs", "session", "untimed"] and stages["commit"][0] == "0123456789"
+    assert list(stages["timed"]) == ["epochs", "epochs", "session", "last session", "untimed"] and stages["commit"][0] == "0123456789"
     notebooks = pd.read_csv(tables / "costs_notebooks.csv").set_index("notebook")
     assert notebooks.loc["01_cam_baseline", ["executions", "ok", "seconds"]].tolist() == [2, 1, 7200]
     (tmp_path / "work" / "t" / "sweeps" / "cam-seed0-dd" / "DONE.json").write_text("{")

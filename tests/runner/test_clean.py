@@ -4,6 +4,7 @@ runner cleans every notebook it executes, and the study's committed notebooks st
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -25,6 +26,9 @@ def test_scrub_replaces_the_longest_root_and_only_whole_path_components():
     assert cleaned == {"a": ["work/study/cams/x.npz ./notebooks ~/repo2/a $DATA, '$DATA' ~/.cache ."]}
     assert count == 7
     assert scrub("/data/VOCdevkit", ROOTS) == ("/data/VOCdevkit", 0)  # another folder, not the root
+    assert scrub("/srv/data/VOC/x /mnt/home/ana/repo", ROOTS) == ("/srv/data/VOC/x /mnt/home/ana/repo", 0)  # nor inside one
+    assert scrub("saved to /data/VOC. See /home/ana/repo|x (/home/ana/repo/a.py)", ROOTS)[0] == \
+        "saved to $DATA. See .|x (./a.py)"
 
 
 def test_clean_notebook_removes_paths_widgets_and_vector_copies(tmp_path):
@@ -86,7 +90,7 @@ def test_the_runner_cleans_what_it_executes_and_records_the_size(tmp_path, monke
     assert entry["bytes"] == (out / "notebooks" / "00_paths.ipynb").stat().st_size
 
 
-SNAPSHOT = sorted((repo_root() / "reports" / "study" / "notebooks").glob("*.ipynb"))
+SNAPSHOT = sorted((repo_root() / "reports" / "study" / "notebooks").glob("*.ipynb"))  # none until the snapshot lands
 
 
 @pytest.mark.parametrize("path", SNAPSHOT, ids=[p.name for p in SNAPSHOT])
@@ -94,4 +98,6 @@ def test_the_committed_study_notebooks_are_clean_and_small(path):
     text = path.read_text()
     assert path.stat().st_size < MAX_NOTEBOOK_BYTES, f"{path.name}: {path.stat().st_size} bytes"
     assert str(repo_root()) not in text and str(Path.home()) + "/" not in text
+    leaked = re.findall(r"(?<![\w.$~-])/(?:home|Users|root|tmp|work|scratch|mnt)/[\w./-]+", text)
+    assert not leaked, f"{path.name}: machine paths {sorted(set(leaked))[:5]}"
     assert "application/vnd.jupyter.widget-view+json" not in text and "image/svg+xml" not in text

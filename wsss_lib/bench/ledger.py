@@ -3,9 +3,10 @@
 
 - **Stages** (``work/<profile>/<stage>/<name>-<key>/DONE.json``): a training stage's seconds are the sum of its
   epochs' times over every session (``seconds``, from ``history.csv``); any other stage's are those of the session
-  that finished it (``computed_by.seconds``: from taking its lock to ``DONE.json``), with the images that session
-  computed. A stage finished before either was recorded is counted as *untimed*, so a sum beside untimed stages is
-  a lower bound and says so.
+  that finished it (``computed_by.seconds``: from taking its lock to ``DONE.json``; *last session* when that session
+  computed only some of the images, after a stop or as one shard), or the seconds a cached computation recorded
+  itself. A stage finished before any of these was recorded is counted as *untimed*; a sum beside untimed or
+  last-session stages is a lower bound and says so.
 - **Notebooks** (``reports/<profile>/manifest.json``, ``executions``): every execution the runner made into that
   folder, kept across runs, so a profile run in steps (``make study``) or resumed after a stop still adds up.
   A notebook's executions include the stages it computed and the time it spent reading finished ones.
@@ -39,7 +40,10 @@ def _stage_row(done_path: Path) -> dict[str, Any]:
     if "epochs" in done and done.get("seconds") is not None:
         seconds, timed = float(done["seconds"]), "epochs"
     elif computed_by.get("seconds") is not None:
-        seconds, timed = float(computed_by["seconds"]), "session"
+        partial = done.get("computed") is not None and done.get("images") is not None and done["computed"] < done["images"]
+        seconds, timed = float(computed_by["seconds"]), "last session" if partial else "session"
+    elif done.get("seconds") is not None:  # a cached computation that timed itself (scores, class statistics)
+        seconds, timed = float(done["seconds"]), "session"
     else:
         seconds, timed = float("nan"), "untimed"
     return {"stage": done_path.parent.parent.name, "name": done_path.parent.name, "seconds": seconds, "timed": timed,
@@ -95,12 +99,14 @@ def write_ledger(profile: str) -> str:
     manifest_path = reports / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     notebooks = notebook_ledger(manifest)
-    untimed = int((stages["timed"] == "untimed").sum())
-    bound = f" (a lower bound: {untimed} finished stage(s) recorded no time)" if untimed else ""
+    untimed, resumed = (int((stages["timed"] == kind).sum()) for kind in ("untimed", "last session"))
+    gaps = ([f"{untimed} finished stage(s) recorded no time"] if untimed else []) + \
+           ([f"{resumed} resumed stage(s) timed by their last session only"] if resumed else [])
+    bound = f" (a lower bound: {'; '.join(gaps)})" if gaps else ""
     total_h = stages["seconds"].sum() / 3600
     lines = [f"Profile {profile}: {len(stages)} finished stages, {total_h:.2f} h of recorded stage time{bound}."]
-    if len(kinds):
-        top = kinds.dropna(subset=["seconds"]).head(3)
+    top = kinds.dropna(subset=["seconds"]).head(3)
+    if len(top):
         lines.append("Most of it: " + ", ".join(f"{r['stage']} {r['hours']:.2f} h ({r['share (%)']:.0f} %)"
                                                 for r in top.to_dict("records")) + ".")
     if len(notebooks):

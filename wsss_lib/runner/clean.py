@@ -55,7 +55,7 @@ class CleanReport:
 
     @property
     def too_large(self) -> bool:
-        return self.bytes > MAX_NOTEBOOK_BYTES
+        return self.bytes >= MAX_NOTEBOOK_BYTES
 
 
 def machine_roots(profile: str, data_root: str | os.PathLike | None = None,
@@ -67,7 +67,8 @@ def machine_roots(profile: str, data_root: str | os.PathLike | None = None,
     roots: dict[str, str] = {}
     if notebook_dir:
         roots[str(Path(notebook_dir).resolve())] = "notebooks"
-    if data_root:
+    if data_root:  # as given (what papermill and the notebooks print) and resolved (what the library prints)
+        roots[str(Path(data_root).expanduser())] = "$DATA"
         roots[str(Path(data_root).expanduser().resolve())] = "$DATA"
     for folder, name, variable in ((work_dir(profile), "work", "$WSSS_WORK"),
                                    (reports_dir(profile), "reports", "$WSSS_REPORTS")):
@@ -78,10 +79,12 @@ def machine_roots(profile: str, data_root: str | os.PathLike | None = None,
 
 
 def _pattern(roots: Mapping[str, str]) -> re.Pattern[str]:
-    # longest first, so that a root inside another (the work directory inside the repository) wins; a match must end
-    # a path component (not /work/main inside /work/main2)
+    # longest first, so that a root inside another (the work directory inside the repository) wins; a match must
+    # start and end whole path components (not /work/main inside /work/main2)
     ordered = sorted(roots, key=len, reverse=True)
-    return re.compile("|".join(f"{re.escape(root)}(?![^/\\s\"'`,;:)\\]}}])" for root in ordered))
+    before = r"(?<![\w.-])"  # not inside a longer name (/srv/data/VOC is not the root /data/VOC)
+    after = r"(?=[/\s\"'`,;:)\]}>|\x1b]|\.(?!\w)|$)"  # a path component ends (also before a sentence's full stop)
+    return re.compile("|".join(f"{before}{re.escape(root)}{after}" for root in ordered))
 
 
 def scrub(value: Any, roots: Mapping[str, str]) -> tuple[Any, int]:

@@ -181,13 +181,18 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
         entry["seconds"] = round(time.perf_counter() - started, 1)
         manifest["executions"].append({"notebook": nb.stem, "started": entry["started"], "seconds": entry["seconds"],
                                        "status": entry["status"], "commit": manifest["commit"],
-                                       "overrides": manifest["overrides"]})
+                                       "host": entry["host"], "overrides": manifest["overrides"]})
         if output.is_file():  # the partial notebook of a failure too
-            cleaned = clean_notebook(output, roots)
-            entry["bytes"] = cleaned.bytes
-            if cleaned.too_large:
-                tqdm.write(f"{nb.name}: the executed notebook is {cleaned.bytes / 1e6:.1f} MB, over the "
-                           f"{MAX_NOTEBOOK_BYTES / 1e6:.0f} MB a committed one may take (wsss_lib.runner.clean)")
+            try:
+                cleaned = clean_notebook(output, roots)
+            except Exception as exc:  # noqa: BLE001 (a truncated partial notebook: keep it as it is, say so)
+                entry["clean_error"] = f"{type(exc).__name__}: {exc}"
+                tqdm.write(f"{nb.name}: the executed notebook was kept uncleaned ({entry['clean_error']})")
+            else:
+                entry["bytes"] = cleaned.bytes
+                if cleaned.too_large:
+                    tqdm.write(f"{nb.name}: the executed notebook is {cleaned.bytes / 1e6:.1f} MB, over the "
+                               f"{MAX_NOTEBOOK_BYTES / 1e6:.0f} MB a committed one may take (wsss_lib.runner.clean)")
         atomic_write_json(manifest_path, manifest)
         if status or pending:
             break
