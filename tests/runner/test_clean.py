@@ -90,10 +90,10 @@ def test_the_runner_cleans_what_it_executes_and_records_the_size(tmp_path, monke
     assert entry["bytes"] == (out / "notebooks" / "00_paths.ipynb").stat().st_size
 
 
-SNAPSHOT = sorted((repo_root() / "reports" / "study" / "notebooks").glob("*.ipynb"))  # none until the snapshot lands
+SNAPSHOT = sorted((repo_root() / "reports" / "study").rglob("*.ipynb"))  # the snapshot's notebooks and the evidence's
 
 
-@pytest.mark.parametrize("path", SNAPSHOT, ids=[p.name for p in SNAPSHOT])
+@pytest.mark.parametrize("path", SNAPSHOT, ids=[str(p.relative_to(repo_root() / "reports" / "study")) for p in SNAPSHOT])
 def test_the_committed_study_notebooks_are_clean_and_small(path):
     text = path.read_text()
     assert path.stat().st_size < MAX_NOTEBOOK_BYTES, f"{path.name}: {path.stat().st_size} bytes"
