@@ -225,8 +225,8 @@ class StageDir:
         manifest = {"files": len(files), "bytes": int(sum(sizes)), "hashes": "sha256" if hashed else "none",
                     "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
         computed_by: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
-        if self.path.resolve() in _COMPUTING_SINCE:  # this process computed it: from taking the lock to DONE.json
-            started, since = _COMPUTING_SINCE[self.path.resolve()]
+        if (taken := _COMPUTING_SINCE.get(self.path.resolve())) is not None:  # this process computed it
+            started, since = taken  # from taking the lock to DONE.json
             computed_by.update(started=datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
                                seconds=round(time.monotonic() - since, 1))
         atomic_write_json(self.path / "DONE.json", {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **summary,

@@ -141,11 +141,11 @@ def clean_notebook(path: str | os.PathLike, roots: Mapping[str, str]) -> CleanRe
         w, v = _clean_outputs(cell)
         widgets, vectors = widgets + w, vectors + v
     nb.metadata.pop("widgets", None)
-    injected = [(i, cell.source) for i, cell in enumerate(nb.cells) if INJECTED in cell.metadata.get("tags", [])]
-    nb, replaced = scrub(nb, roots)
-    for i, source in injected:
-        replaced -= len(_pattern(roots).findall(source))
-        nb["cells"][i]["source"] = source
+    nb.metadata, replaced = scrub(nb.metadata, roots)
+    for i, cell in enumerate(nb.cells):
+        if INJECTED not in cell.metadata.get("tags", []):  # the run's input stays as it ran
+            nb.cells[i], count = scrub(cell, roots)
+            replaced += count
     atomic_write_text(path, nbformat.writes(nbformat.from_dict(nb)) + "\n")
     return CleanReport(path=path, paths_replaced=replaced, widgets_removed=widgets, vector_images_removed=vectors,
                        bytes=path.stat().st_size)

@@ -133,8 +133,7 @@ def run_notebooks(profile: dict[str, Any], profile_name: str, notebooks: list[Pa
         "executions": list(earlier_manifest.get("executions", [])),
     }
     if dry_run:
-        earlier = json.loads(manifest_path.read_text()).get("dry_run_caps", {}) if manifest_path.is_file() else {}
-        manifest["dry_run_caps"] = {**earlier, **caps}  # a notebook --only leaves out keeps its caps (and plan)
+        manifest["dry_run_caps"] = {**earlier_manifest.get("dry_run_caps", {}), **caps}  # a notebook --only leaves out keeps its caps (and plan)
         manifest["small_backbones"] = small_backbones
     roots = machine_roots(profile_name, data_root, notebook_dir=notebooks[0].parent if notebooks else None)
     status = 0
