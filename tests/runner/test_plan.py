@@ -56,6 +56,26 @@ def test_plan_restores_the_profile_recipe_seeds_and_real_split_sizes(tmp_path):
     assert pd.isna(detector["gpu_hours"])  # no figure for the detector
 
 
+def test_gpu_hours_come_from_the_setting_the_stage_trains_with(tmp_path):
+    """A record that names its precision and layout takes that setting's figure, never a compiled one (training has
+    no compile switch) nor a faster setting it does not use; the CSV as make gpu-check writes it (bools as text,
+    blanks in the per-image rows)."""
+    bench = tmp_path / "cuda.csv"
+    figure = {"method": "cam", "backbone": "resnest269e", "crop": 512}
+    pd.DataFrame([{**figure, "amp": "fp16", "channels_last": False, "compile": False, "train_images_per_s": 65.0},
+                  {**figure, "amp": "fp16", "channels_last": True, "compile": False, "train_images_per_s": 77.0},
+                  {**figure, "amp": "bf16", "channels_last": False, "compile": False, "train_images_per_s": 79.0},
+                  {**figure, "amp": "fp16", "channels_last": True, "compile": True, "train_images_per_s": 103.0},
+                  {"part": "tta", "seconds_per_image": 0.2}]).to_csv(bench, index=False)
+    records = [_record(amp="fp16", channels_last=True),
+               _record(key="nchw", name="cam-resnest269e-seed0-nchw", amp="fp16", channels_last=False),
+               _record(key="old", name="cam-resnest269e-seed0-old")]  # an older record: the fastest figure
+    plan = build_plan(_write(tmp_path, records), _manifest(), "voc", bench)
+    assert plan["gpu_images_per_s"].tolist() == [77.0, 65.0, 103.0]
+    unmeasured = build_plan(_write(tmp_path, [_record(amp="off", channels_last=True)]), _manifest(), "voc", bench)
+    assert pd.isna(unmeasured["gpu_hours"].iloc[0])  # fp32 not measured: blank, not another setting's figure
+
+
 def test_plan_flags_a_recipe_mapping_that_does_not_match_the_dry_run(tmp_path):
     plan = build_plan(_write(tmp_path, [_record(epochs=3)]), _manifest(), "voc", tmp_path / "none.csv")
     assert plan["check"].iloc[0] == "classifier.train.epochs: dry run 1, stage 3"

@@ -18,8 +18,9 @@ parameter's profile and dry-run value):
   capped runs once per seed of the profile, except the ordinary classifier (a CAM classifier with RandAugment), trained
   once;
 - GPU hours: where ``reports/bench/cuda.csv`` (``make gpu-check``, :mod:`wsss_lib.bench.throughput`) holds a training figure for
-  the stage's method, backbone and crop, ``images processed / images per s``, from the fastest measured setting;
-  otherwise blank.
+  the stage's method, backbone and crop, ``images processed / images per s``, from the setting the stage trains with
+  (its ``train.amp`` and ``train.channels_last``, without ``torch.compile``, which training does not use); a record
+  or a CSV without those columns (older ones) takes the fastest measured setting; otherwise blank.
 
 Per-image stages (``kind = "images"`` records: TTA CAMs, saliency maps, affinity labels, the random walk,
 pseudo-masks, segmentation predictions, sweeps and scores, the VOC export) become :func:`build_image_plan`'s rows:
@@ -129,6 +130,20 @@ def _gpu_figures(bench_csv: Path) -> pd.DataFrame:
     return frame[frame["train_images_per_s"].notna()] if "train_images_per_s" in frame else frame.iloc[:0]
 
 
+def _same_setting(figures: pd.DataFrame, record: dict[str, Any]) -> pd.DataFrame:
+    """The figures measured in the setting the stage trains with: its precision and layout, no ``torch.compile``
+    (training has no such switch). Unchanged where the record or the CSV does not say (older files): the caller then
+    takes the fastest."""
+    columns = ("amp", "channels_last", "compile")
+    if record.get("amp") is None or record.get("channels_last") is None or not set(columns) <= set(figures):
+        return figures
+    wanted = {"amp": record["amp"], "channels_last": bool(record["channels_last"]), "compile": False}
+    keep = np.ones(len(figures), dtype=bool)
+    for column, value in wanted.items():
+        keep &= (figures[column].map(_as_text) == _as_text(value)).to_numpy()
+    return figures[keep]
+
+
 def _used_keys(path: Path | None) -> list[str] | None:
     """The stage keys the dry run used, in order (``None`` without the file: every record counts)."""
     if path is None or not path.is_file():
@@ -196,6 +211,7 @@ def build_plan(records_path: Path, manifest: dict[str, Any], dataset: str, bench
         if record["stage"] == "classifier" and len(figures):
             match = figures[(figures["method"] == record["method"]) & (figures["backbone"] == recipe["backbone"])
                             & (figures["crop"] == recipe["crop"])]
+            match = _same_setting(match, record)
         rate = float(match["train_images_per_s"].max()) if len(match) else float("nan")
         rows.append({
             "notebook": nb, "stage": record["stage"], "runs": runs,

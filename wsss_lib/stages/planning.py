@@ -66,8 +66,8 @@ def _split_of(dataset: Any) -> str:
 
 def record_training(ctx: RunContext, sd: StageDir, dataset: Any, *, epochs: int, batch_size: int,
                     accumulate_steps: int, max_steps: int, seed: int) -> None:
-    """In a dry run: a training stage it trained: its method, backbone and crop (from its stored config), training
-    split and size, and capped recipe."""
+    """In a dry run: a training stage it trained: its method, backbone, crop, precision and memory layout (from its
+    stored config), training split and size, and capped recipe."""
     if not ctx.dry_run:
         return
     key = sd.config().get("config", {})
@@ -76,6 +76,7 @@ def record_training(ctx: RunContext, sd: StageDir, dataset: Any, *, epochs: int,
         "key": sd.key, "method": key.get("method", ""),
         "randaugment": bool((key.get("augment") or {}).get("randaugment", False)),
         "backbone": (key.get("backbone") or {}).get("name", ""), "crop": (key.get("augment") or {}).get("crop_size"),
+        "amp": (key.get("train") or {}).get("amp"), "channels_last": (key.get("train") or {}).get("channels_last"),
         "split": _split_of(dataset), "images": len(dataset), "epochs": epochs, "batch_size": batch_size,
         "accumulate_steps": accumulate_steps, "max_steps": int(max_steps), "seed": seed,
         **({"parameter": _PARAMETER.get()} if _PARAMETER.get() else {}),
