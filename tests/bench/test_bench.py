@@ -68,6 +68,14 @@ def test_gpu_check_wiring_on_cpu(tmp_path, monkeypatch):
     text = (tmp_path / "b" / "gpu-check-cpu.md").read_text()
     assert "- not measured (budget spent): cam fp16 NCHW" in text and "- cam: not measured" in text
 
+    # --no-compile leaves the compile row out on request: named as such, and the check still passes
+    monkeypatch.setattr(gpu_check, "TRAIN_ROWS", (gpu_check.DEFAULT, ("cam", "fp16", True, True)))
+    assert gpu_check.main(["--device", "cpu", "--quick", "--no-dry-run", "--no-compile", "--out",
+                           str(tmp_path / "c")]) == 0
+    text = (tmp_path / "c" / "gpu-check-cpu.md").read_text()
+    assert "- not measured (--no-compile): cam fp16 channels_last compile" in text
+    assert "| cam fp16 channels_last |" in text and "| cam fp16 channels_last compile |" not in text
+
 
 def test_gpu_check_reports_how_far_a_dry_run_got(tmp_path):
     import json

@@ -1,5 +1,8 @@
-"""One prepared GPU check: ``make gpu-check`` (``python -m wsss_lib.bench.gpu_check``), meant to finish within about
-8 minutes on one GPU and to write everything under ``reports/bench/``. Built for a time-limited lease: every row is
+"""One prepared GPU check: ``make gpu-check`` (``python -m wsss_lib.bench.gpu_check``), which writes everything under
+``reports/bench/``. Measured on an H200 (2026-12-04, ``reports/bench/gpu-check-cuda.md``): the eight training rows
+without compile take about 50 s, the compile row 288 s (compilation), the study rows, the walk and the per-image rows
+at 500 x 375 about 2 min, those at 640 x 480 about 1 min, and the dry run over 95 s for 3 of its 12 notebooks (about
+25 s each): all of it is about 13-15 min, more than one 10-minute command. ``--no-compile`` drops the compile row. Built for a time-limited lease: every row is
 saved as soon as it is measured, ``--budget`` skips the training rows left once it is spent (and says so), the dry
 run runs under ``--dry-run-timeout``, and the summary is written whatever happened.
 
@@ -69,9 +72,10 @@ def _find(rows: list[dict], method: str, amp: str, channels_last: bool, compile:
 
 
 def summary(rows: list[dict], device: str, dry_run: str, rw: str, study: list[dict] | None = None,
-            skipped: list[str] | None = None, per_image: str = "") -> str:
+            skipped: list[str] | None = None, per_image: str = "", dropped: list[str] | None = None) -> str:
     """The Markdown summary: one line per training row, the default/official ratios, the study rows, the dry run,
-    the walk, the per-image rows. Rows the budget skipped are named; a ratio whose rows are missing says so."""
+    the walk, the per-image rows. Rows the budget skipped and rows left out on request (``dropped``) are named; a
+    ratio whose rows are missing says so."""
     lines = [f"# GPU check on {rows[0]['device_name'] if rows else device} ({device}), "
              f"{time.strftime('%Y-%m-%d %H:%M')}", ""]
     if rows:
@@ -80,6 +84,7 @@ def summary(rows: list[dict], device: str, dry_run: str, rw: str, study: list[di
                   "| configuration | images/s | peak memory (MB) |", "|---|---|---|"]
         lines += [f"| {_label(r)} | {r['train_images_per_s']:.2f} | {r['train_peak_memory_mb']:.0f} |" for r in rows]
     lines += [f"- not measured (budget spent): {name}" for name in skipped or []]
+    lines += [f"- not measured (--no-compile): {name}" for name in dropped or []]
     lines += ["", "This code's default (fp16, channels_last) against the official recipe (fp16, NCHW), same run:", ""]
     for method in sorted({m for m, *_ in TRAIN_ROWS}):
         try:
@@ -120,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="toy sizes: the wiring check of this script on a CPU")
     parser.add_argument("--no-dry-run", action="store_true", help="skip step 2 (the paper-voc dry run)")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="skip the torch.compile training row (its compilation alone took 288 s on an H200)")
     parser.add_argument("--budget", type=float, default=float("inf"),
                         help="seconds for the training rows; the rows left when it is spent are skipped and named")
     parser.add_argument("--dry-run-timeout", type=float, default=None,
@@ -132,10 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     study_size = (dict(size) if args.quick else
                   dict(backbone="tf_efficientnet_lite0", crop=160, batch=16, warmup=3, steps=10))
     device = args.device
-    rows, skipped = [], []
+    rows, skipped, dropped = [], [], []
     begun = time.perf_counter()
     for method, amp, channels_last, compile in TRAIN_ROWS:
         label = _label(dict(method=method, amp=amp, channels_last=channels_last, compile=compile))
+        if compile and args.no_compile:
+            dropped.append(label)
+            print(f"{label}: skipped (--no-compile)", flush=True)
+            continue
         if time.perf_counter() - begun > args.budget:
             skipped.append(label)
             print(f"{label}: skipped, the budget of {args.budget:.0f} s is spent", flush=True)
@@ -179,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     per_image = f"per-image rows at {', '.join(f'{w}x{h}' for w, h, _ in sizes)}: " + (
         f"appended to {device}.csv" if per_image_ok else "FAILED (see the output above)")
     atomic_write_text(out / f"gpu-check-{device}.md", summary(rows, device, "not run yet", rw, study, skipped,
-                                                             per_image))
+                                                             per_image, dropped))
 
     dry_ok = True
     if args.no_dry_run:
@@ -197,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                                   repo_root() / "reports" / "paper-voc-dry" / "manifest.json"))
         print(dry, flush=True)
 
-    text = summary(rows, device, dry, rw, study, skipped, per_image)
+    text = summary(rows, device, dry, rw, study, skipped, per_image, dropped)
     atomic_write_text(out / f"gpu-check-{device}.md", text)
     print(text)
     return 0 if dry_ok and walk.returncode == 0 and per_image_ok and not skipped else 1

@@ -72,7 +72,8 @@ class TrainConfig:
     amp: Literal["off", "fp16", "bf16"] = "fp16"
     """Mixed precision on CUDA (the official code trains with fp16 autocast); ignored on CPU."""
     channels_last: bool = True
-    """NHWC memory layout (faster on CUDA and, measured, on CPU too)."""
+    """NHWC memory layout: measured faster on CPU; on an H200 (``reports/bench/gpu-check-cuda.md``, one run) faster
+    for fp16 CAM (1.18x the official NCHW) but slower for fp16 P-NOC (0.80x), so not yet a settled win on GPU."""
     eval: QuickEvalConfig = field(default_factory=QuickEvalConfig, metadata=NOT_A_KEY)
     """The per-epoch quick evaluation (measures, changes no weight)."""
     eval_every: int = field(default=1, metadata=NOT_A_KEY)
