@@ -55,16 +55,22 @@ notebook; the notebook's own output, errors and progress are unaffected."""
 @contextlib.contextmanager
 def _batch_kernel():
     """The kernels started meanwhile know they run in a batch (:data:`wsss_lib.reporting.explorer.BATCH_ENV`: static
-    figures instead of widgets no one can move, and whose drawings the saved notebook would not keep)."""
-    before = os.environ.get(BATCH_ENV)
+    figures instead of widgets no one can move, and whose drawings the saved notebook would not keep), and import the
+    same ``wsss_lib`` as this runner: its checkout leads their ``PYTHONPATH``. Without it a kernel imports whichever
+    checkout the environment was installed from (a second worktree sharing one ``.venv``, say) and writes its stages
+    and plan records into that checkout's work directory, while this runner reads its own."""
+    saved = {name: os.environ.get(name) for name in (BATCH_ENV, "PYTHONPATH")}
     os.environ[BATCH_ENV] = "1"
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(repo_root())] + [p for p in [saved["PYTHONPATH"]] if p])
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(BATCH_ENV, None)
-        else:
-            os.environ[BATCH_ENV] = before
+        for name, before in saved.items():
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
+
 
 def run_profile(profile_name: str, only: list[str] | None = None, force: bool = False, data_root: str | None = None,
                 timeout: int | None = None, dry_run: bool = False, overrides: dict[str, Any] | None = None,
