@@ -127,7 +127,8 @@ profile: $(STAMP)
 ledger: $(STAMP)
 	$(PY) -m wsss_lib.bench.ledger --profile $(PROFILE)
 
-# One prepared check on a GPU machine (about 8 min on one GPU; wsss_lib/bench/gpu_check.py): paper-scale training throughput
+# One prepared check on a GPU machine (about 13-15 min on an H200, 288 s less with GPU_CHECK_ARGS=--no-compile;
+# wsss_lib/bench/gpu_check.py): paper-scale training throughput
 # in every precision and layout (the official recipe and this code's default measured in the same run), a paper-voc
 # dry run on the device, the random walk at 1024 px. Writes reports/bench/ (the summary: gpu-check-cuda.md).
 GPU_CHECK_ARGS ?=
