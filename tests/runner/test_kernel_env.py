@@ -20,8 +20,7 @@ def test_kernels_import_the_runners_checkout_even_when_another_one_comes_first(t
     (other / "__init__.py").write_text("")
     monkeypatch.setenv("PYTHONPATH", str(other.parent))
     monkeypatch.delenv(BATCH_ENV, raising=False)
-    probe = [sys.executable, "-c", "import wsss_lib, os; print(wsss_lib.__file__); print(os.environ['WSSS_BATCH'])"
-             .replace("WSSS_BATCH", BATCH_ENV)]
+    probe = [sys.executable, "-c", f"import wsss_lib, os; print(wsss_lib.__file__); print(os.environ['{BATCH_ENV}'])"]
     with _batch_kernel():
         seen = subprocess.run(probe, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
     assert seen == [str(repo_root() / "wsss_lib" / "__init__.py"), "1"]

@@ -2,9 +2,10 @@
 ``reports/bench/``. Measured on an H200 (2026-12-04, ``reports/bench/gpu-check-cuda.md``): the eight training rows
 without compile take about 50 s, the compile row 288 s (compilation), the study rows, the walk and the per-image rows
 at 500 x 375 about 2 min, those at 640 x 480 about 1 min, and the dry run over 95 s for 3 of its 12 notebooks (about
-25 s each): all of it is about 13-15 min, more than one 10-minute command. ``--no-compile`` drops the compile row. Built for a time-limited lease: every row is
-saved as soon as it is measured, ``--budget`` skips the training rows left once it is spent (and says so), the dry
-run runs under ``--dry-run-timeout``, and the summary is written whatever happened.
+25 s each): all of it is about 13-15 min, more than one 10-minute command. ``--no-compile`` drops the compile row.
+Built for a time-limited lease: every row is saved as soon as it is measured, ``--budget`` skips the training rows
+left once it is spent (and says so), the dry run runs under ``--dry-run-timeout``, and the summary is written
+whatever happened.
 
 1. **Training throughput at paper scale** (ResNeSt-269, crop 512, batch 16; :mod:`wsss_lib.bench.throughput`): images/s and
    peak memory of a CAM step in fp32, fp16 and bf16, each in NCHW and channels_last, and fp16 + channels_last with
