@@ -18,6 +18,7 @@ from wsss_lib.train import (
     poly_lr_factor,
     smooth_multilabel,
 )
+from wsss_lib.train.trainer import _nonfinite, _optimizer_tensors
 
 
 def test_linear_schedule_matches_official_formula():
@@ -85,6 +86,33 @@ def test_nan_guard_names_step_and_term_and_keeps_checkpoint(tmp_path):
     with pytest.raises(FloatingPointError, match=r"loss term main/cls is nan at step 4 \(epoch 2\).*checkpoint\.pt"):
         fit(ToyMethod(nan_at=4), ToySet(), None, CFG, OPT, tmp_path / "n", progress=False)
     assert torch.load(tmp_path / "n" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+
+
+def test_nonfinite_check_names_each_bad_tensor_in_order_and_skips_integers():
+    named = [("a", torch.zeros(3)), ("b", torch.tensor([1.0, float("nan")])), ("steps", torch.tensor([7])),
+             ("c", torch.tensor(float("inf"))), ("d", torch.ones(2, 2))]
+    assert _nonfinite(named) == ["b", "c"]
+    assert _nonfinite([("n", torch.tensor(1))]) == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("algorithm", ["sgd", "adam"])
+def test_training_on_cuda_checks_a_state_spread_over_devices(tmp_path, algorithm):
+    """On CUDA, Adam keeps each parameter's ``step`` on the CPU beside its moments on the GPU: the end-of-epoch
+    check stacked both and failed (the first GPU dry run, notebook 07's detector)."""
+    method = ToyMethod()
+    fit(method, ToySet(), None, TrainConfig(**{**CFG.__dict__, "device": "cuda"}),
+        OptimConfig(algorithm=algorithm, lr=0.01), tmp_path / algorithm, progress=False)
+    assert method.net.conv.weight.device.type == "cuda"
+    if algorithm == "adam":
+        param = torch.zeros(2, device="cuda", requires_grad=True)
+        adam = torch.optim.Adam([param])
+        param.grad = torch.ones(2, device="cuda")
+        adam.step()
+        adam.state[param]["step"].fill_(float("nan"))  # the CPU tensor among GPU ones
+        assert adam.state[param]["step"].device.type == "cpu"
+        assert _nonfinite([("w", param.detach()), *_optimizer_tensors("main", adam, {})]) == [
+            "optimizer main: step of a parameter"]
 
 
 def test_accumulation_mean_equals_large_batch_and_sum_doubles_gradient(tmp_path):

@@ -72,8 +72,8 @@ class TrainConfig:
     amp: Literal["off", "fp16", "bf16"] = "fp16"
     """Mixed precision on CUDA (the official code trains with fp16 autocast); ignored on CPU."""
     channels_last: bool = True
-    """NHWC memory layout: measured faster on CPU; on an H200 (``reports/bench/gpu-check-cuda.md``, one run) faster
-    for fp16 CAM (1.18x the official NCHW) but slower for fp16 P-NOC (0.80x), so not yet a settled win on GPU."""
+    """NHWC memory layout: measured faster on CPU; on an H200 (``reports/bench/gpu-check-cuda.md``, three runs of
+    ResNeSt-269 in fp16) no speed-up over the official NCHW (CAM 1.18x, 0.85x, 0.81x; P-NOC 0.80x, 0.97x, 1.04x)."""
     eval: QuickEvalConfig = field(default_factory=QuickEvalConfig, metadata=NOT_A_KEY)
     """The per-epoch quick evaluation (measures, changes no weight)."""
     eval_every: int = field(default=1, metadata=NOT_A_KEY)
@@ -185,12 +185,18 @@ class SeededSamples(torch.utils.data.Dataset):
 
 
 def _nonfinite(named: list[tuple[str, torch.Tensor]]) -> list[str]:
-    """Names of the tensors in ``named`` holding a NaN or an infinity (one synchronisation for all of them)."""
+    """Names of the tensors in ``named`` holding a NaN or an infinity (one synchronisation per device). The tensors
+    may live on several devices: on CUDA, Adam keeps its ``step`` counters on the CPU beside the GPU's moments."""
     floats = [(n, t) for n, t in named if torch.is_tensor(t) and t.is_floating_point()]
-    if not floats:
-        return []
-    flags = torch.stack([torch.isfinite(t).all() for _, t in floats]).cpu()
-    return [n for (n, _), ok in zip(floats, flags.tolist()) if not ok]
+    by_device: dict[torch.device, list[int]] = {}
+    for index, (_, tensor) in enumerate(floats):
+        by_device.setdefault(tensor.device, []).append(index)
+    finite = [True] * len(floats)
+    for indices in by_device.values():
+        flags = torch.stack([torch.isfinite(floats[i][1]).all() for i in indices]).cpu()
+        for i, ok in zip(indices, flags.tolist()):
+            finite[i] = ok
+    return [n for (n, _), ok in zip(floats, finite) if not ok]
 
 
 def _optimizer_tensors(phase: str, optimizer: torch.optim.Optimizer, names: dict[int, str]) -> list[tuple[str, torch.Tensor]]:
