@@ -291,3 +291,19 @@ def test_affinity_label_dataset_names_missing_and_stray_labels(tmp_path, tiny_sy
         Image.fromarray(np.full(base.load_image(image_id).shape[:2], 200, np.uint8), mode="L").save(tmp_path / f"{image_id}.png")
     with pytest.raises(DatasetError, match="neither a class"):
         AffinityLabelsDataset(base, tmp_path, lambda image, mask: (image, mask))[0]
+
+
+@pytest.mark.parametrize("priors, saliency, method, ls, c2amh, noc", [
+    ("P-OC", "", "P-OC", False, False, False),
+    ("P-NOC+LS", "C2AM-H (P-OC)", "P-NOC", True, True, True),
+    ("P-NOC (OC lr 0.1x)", "C2AM-H (P-OC)", "P-NOC (OC lr 0.1x)", False, True, True),
+    ("P-NOC+LS (OC lr 0.1x)", "C2AM", "P-NOC (OC lr 0.1x)", True, False, True),
+])
+def test_table7_flags_read_through_a_recipe_note(priors, saliency, method, ls, c2amh, noc):
+    """The study's P-NOC rows carry "(OC lr 0.1x)": it stays in the method column and hides neither +LS nor +NOC."""
+    from types import SimpleNamespace
+
+    from wsss_lib.reporting.refinement_report import _flags
+
+    flags = _flags(SimpleNamespace(priors=priors, saliency=saliency))
+    assert flags == {"method": method, "+LS": ls, "+C2AM-H": c2amh, "+NOC": noc}

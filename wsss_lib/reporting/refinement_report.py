@@ -16,7 +16,7 @@ from wsss_lib.formats.masks import load_affinity_labels
 from wsss_lib.refinement.affinity_labels import coarse_affinity_labels
 from wsss_lib.reporting.figures import colorize_mask
 from wsss_lib.reporting.literature import load_literature
-from wsss_lib.stages.priors import METHOD_LABELS
+from wsss_lib.stages.priors import METHOD_LABELS, paper_label
 from wsss_lib.stages.refinement import RefinementRun
 
 __all__ = ["table7", "table7_per_seed", "table7_by_seed", "literature_table7", "label_quality_table", "figure5",
@@ -24,8 +24,11 @@ __all__ = ["table7", "table7_per_seed", "table7_by_seed", "literature_table7", "
 
 
 def _flags(run: RefinementRun) -> dict[str, object]:
-    base, _, ls = run.priors.partition("+")
-    return {"method": base, "+LS": ls == "LS", "+C2AM-H": run.saliency.startswith("C2AM-H"),
+    """Table 7's columns of a run's priors label; a recipe note stays in ``method`` (``"P-NOC (OC lr 0.1x)"``) and
+    is not read as a flag (``"P-NOC+LS (OC lr 0.1x)"`` is P-NOC with LS)."""
+    base, _, ls = paper_label(run.priors).partition("+")
+    note = run.priors[len(paper_label(run.priors)):]
+    return {"method": base + note, "+LS": ls == "LS", "+C2AM-H": run.saliency.startswith("C2AM-H"),
             "+NOC": base == METHOD_LABELS["pnoc"]}
 
 
