@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -12,12 +13,53 @@ import seaborn as sns
 from wsss_lib.data.stats import LabelStatistics
 from wsss_lib.formats.masks import IGNORE_INDEX, VOC_PALETTE
 
-__all__ = ["set_style", "class_frequency_figure", "size_distribution_figure", "cooccurrence_matrix",
+__all__ = ["set_style", "compact_png", "INLINE_COLORS", "class_frequency_figure", "size_distribution_figure", "cooccurrence_matrix",
            "cooccurrence_figure", "colorize_mask", "sample_grid_figure"]
 
 
+#: colours of the palette PNG a notebook shows inline (Figures, not the files ``Report.figure`` writes)
+INLINE_COLORS = 256
+
+
 def set_style() -> None:
+    """The notebooks' look: seaborn's paper theme, and figures shown inline as compact palette PNGs.
+
+    Grids of images (CAMs over photographs) make true-colour PNGs of 1-3 MB each, which would push an executed
+    notebook past the size a code-hosting site shows (``wsss_lib.runner.clean.MAX_NOTEBOOK_BYTES``). Inside IPython
+    the ``image/png`` formatter for Figures is therefore replaced by :func:`compact_png` (still PNG, 4-5x smaller on
+    image grids, lossless on line plots of fewer colours). The figure files written by ``Report.figure`` keep full
+    colour. Outside IPython only the theme is set.
+    """
     sns.set_theme(context="paper", style="ticks")
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebook stack
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    # The inline backend registers its own formatter when it is first loaded; load it first, then replace it.
+    plt.switch_backend(plt.get_backend())
+    shell.display_formatter.formatters["image/png"].for_type(plt.Figure, compact_png)
+
+
+def compact_png(fig: plt.Figure, dpi: float | None = None, colors: int = INLINE_COLORS) -> bytes | None:
+    """``fig`` as a PNG with a palette of at most ``colors`` colours (median cut), cropped like ``bbox_inches="tight"``.
+
+    ``dpi`` defaults to ``figure.dpi`` (the inline backend's resolution). A figure with no axes, text or image
+    (nothing drawn) gives ``None``, as IPython's own formatter does, so nothing is displayed.
+    """
+    from PIL import Image
+
+    if not fig.axes and not fig.texts and not fig.images:
+        return None
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi or plt.rcParams["figure.dpi"], bbox_inches="tight",
+                facecolor="white", metadata={"Software": None})
+    image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    out = io.BytesIO()
+    image.quantize(colors, method=Image.Quantize.MEDIANCUT).save(out, format="png", optimize=True)
+    return out.getvalue()
 
 
 def class_frequency_figure(per_class: pd.DataFrame, title: str = "") -> plt.Figure:
