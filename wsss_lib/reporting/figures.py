@@ -13,8 +13,8 @@ import seaborn as sns
 from wsss_lib.data.stats import LabelStatistics
 from wsss_lib.formats.masks import IGNORE_INDEX, VOC_PALETTE
 
-__all__ = ["set_style", "compact_png", "INLINE_COLORS", "class_frequency_figure", "size_distribution_figure", "cooccurrence_matrix",
-           "cooccurrence_figure", "colorize_mask", "sample_grid_figure"]
+__all__ = ["set_style", "compact_png", "INLINE_COLORS", "class_frequency_figure", "size_distribution_figure",
+           "cooccurrence_matrix", "cooccurrence_figure", "colorize_mask", "sample_grid_figure"]
 
 
 #: colours of the palette PNG a notebook shows inline (Figures, not the files ``Report.figure`` writes)
@@ -27,7 +27,7 @@ def set_style() -> None:
     Grids of images (CAMs over photographs) make true-colour PNGs of 1-3 MB each, which would push an executed
     notebook past the size a code-hosting site shows (``wsss_lib.runner.clean.MAX_NOTEBOOK_BYTES``). Inside IPython
     the ``image/png`` formatter for Figures is therefore replaced by :func:`compact_png` (still PNG, 4-5x smaller on
-    image grids, lossless on line plots of fewer colours). The figure files written by ``Report.figure`` keep full
+    image grids, exact on a figure of at most 256 colours). The figure files written by ``Report.figure`` keep full
     colour. Outside IPython only the theme is set.
     """
     sns.set_theme(context="paper", style="ticks")
