@@ -25,7 +25,10 @@ def test_ranking_verdicts():
             + [_run("P", s, m) for s, m in enumerate([30.0, 31.0, 32.0])]        # far below CAM: paper says above
             + [_run("P-OC", s, m) for s, m in enumerate([41.0, 42.0, 43.0])]     # +1 with SD of gap 1.41: a tie
             + [_run("P-NOC+LS", s, m) for s, m in enumerate([50.0, 51.0, 52.0])]  # far above: the paper agrees
-            + [_run("P (alpha 0)", 0, 45.0)])                                      # one seed, no paper value
+            + [_run("P (alpha 0)", 0, 45.0)]                                       # one seed, no paper value
+            + [_run("AMN", s, m) for s, m in enumerate([46.0, 47.0, 48.0])]      # no paper value, 2 SD above
+            + [_run("ACR", s, m) for s, m in enumerate([20.0, 21.0, 22.0])]      # no paper value, 2 SD below
+            + [_run("RIB", s, m) for s, m in enumerate([40.5, 41.5, 42.5])])     # no paper value, a tie
     table = ranking_table(runs).set_index("method")
     assert table.loc["CAM", "verdict"] == "reference"
     assert table.loc["P", "verdict"] == "disagrees" and table.loc["P", "ours - CAM"] == pytest.approx(-10.0)
@@ -33,8 +36,14 @@ def test_ranking_verdicts():
     assert table.loc["P-NOC+LS", "verdict"] == "agrees"
     assert table.loc["P-NOC+LS", "paper - CAM"] == pytest.approx(63.6 - 53.9)
     assert table.loc["P (alpha 0)", "verdict"] == "single seed" and np.isnan(table.loc["P (alpha 0)", "paper (%)"])
-    sentences = dict(zip(["P", "P-OC", "P-NOC+LS", "P (alpha 0)"], ranking_sentences(table.reset_index())))
-    assert len(sentences) == 4 and "goes against" in sentences["P"] and sentences["P"].startswith("P vs CAM")
+    assert table.loc["AMN", "verdict"] == "higher (no paper value)" and np.isnan(table.loc["AMN", "paper - CAM"])
+    assert table.loc["ACR", "verdict"] == "lower (no paper value)" and table.loc["RIB", "verdict"] == "tie"
+    sentences = dict(zip(["P", "P-OC", "P-NOC+LS", "P (alpha 0)", "AMN", "ACR", "RIB"],
+                         ranking_sentences(table.reset_index())))
+    assert "is higher than CAM by at least 2 SD (no paper value to compare)" in sentences["AMN"]
+    assert "is lower than CAM by at least 2 SD" in sentences["ACR"] and sentences["ACR"].startswith("ACR vs CAM")
+    assert sentences["RIB"].endswith("is a tie (under 2 SD).")
+    assert len(sentences) == 7 and "goes against" in sentences["P"] and sentences["P"].startswith("P vs CAM")
     assert "is a tie (under 2 SD), so the paper's difference to CAM is not reproduced here" in sentences["P-OC"]
     assert "agrees with the paper's direction" in sentences["P-NOC+LS"]
     assert "undetermined" in sentences["P (alpha 0)"] and "no SD" in sentences["P (alpha 0)"]

@@ -17,7 +17,8 @@ def test_primary_rule_is_unpaired_and_the_paired_rule_uses_shared_seeds():
     assert result.paired_gap == pytest.approx(0.8333333) and result.paired_sd == pytest.approx(0.2886751)
     assert result.paired_verdict == "agrees" and result.seeds == 3  # 0.83 > 2 x 0.29, same sign as the paper
     assert compare(a, b, paper_gap=-1.0).paired_verdict == "disagrees"
-    assert compare(a, b).paired_verdict == "no paper value"
+    assert compare(a, b).paired_verdict == "higher (no paper value)"  # no paper gap: only the side is said
+    assert compare(b, a).paired_verdict == "lower (no paper value)" and compare(b, a).verdict == "tie"
     # seeds present in only one row do not enter the paired difference
     assert compare({**a, 3: 99.0}, b).seeds == 3
 

@@ -4,8 +4,9 @@ A row is a mapping seed -> value (e.g. mIoU %). For row A against row B:
 
 - **primary rule (unpaired, fixed before any result):** ``gap = mean(A) - mean(B)``; ``SD of gap =
   sqrt(SD(A)² + SD(B)²)`` with the SD over seeds (``ddof=1``); a **tie** when ``|gap| < 2 SD of gap``; otherwise the
-  sign of the gap is compared with the paper's (``agrees`` / ``disagrees``); a single seed on either side has no SD
-  and is **undetermined** (``single seed``);
+  sign of the gap is compared with the paper's (``agrees`` / ``disagrees``), or, where the paper has no value, only
+  its side is said (``higher (no paper value)`` / ``lower (no paper value)``); a single seed on either side has no
+  SD and is **undetermined** (``single seed``);
 - **paired sensitivity (shown beside it, never replacing it):** the two rows share their seeds (chain *s* of A and
   of B start from seed *s*), so ``d_s = A_s - B_s`` over the seeds both have: ``gap = mean(d)``, ``SD = SD(d)``, the
   same 2-SD rule; fewer than two shared seeds: undetermined.
@@ -30,7 +31,8 @@ VERDICT_WORDS = {"agrees": "the same direction as the paper's, by at least 2 SD"
                  "tie": "not reproduced here: a tie (under 2 SD)",
                  "disagrees": "reversed here (the opposite direction, by at least 2 SD)",
                  "single seed": "undetermined: a single seed has no SD",
-                 "no paper value": "the paper has no value to compare"}
+                 "higher (no paper value)": "higher by at least 2 SD (the paper has no value to compare)",
+                 "lower (no paper value)": "lower by at least 2 SD (the paper has no value to compare)"}
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:
@@ -57,14 +59,15 @@ def summarize(frame: pd.DataFrame, by: Sequence[str], values: Sequence[str]) -> 
 
 
 def verdict(gap: float, gap_sd: float, paper_gap: float = float("nan")) -> str:
-    """``single seed`` (no SD), ``tie`` (under 2 SD), ``no paper value``, else ``agrees`` or ``disagrees`` (the sign
-    of our gap against the paper's; a paper gap of exactly 0 counts as disagreeing with a 2-SD gap of ours)."""
+    """``single seed`` (no SD), ``tie`` (under 2 SD), else ``agrees`` or ``disagrees`` (the sign of our gap against
+    the paper's; a paper gap of exactly 0 counts as disagreeing with a 2-SD gap of ours), or, without a paper gap,
+    ``higher (no paper value)`` / ``lower (no paper value)`` (the side of our 2-SD gap)."""
     if not math.isfinite(gap_sd):
         return "single seed"
     if abs(gap) < 2 * gap_sd:
         return "tie"
     if not math.isfinite(paper_gap):
-        return "no paper value"
+        return "higher (no paper value)" if gap > 0 else "lower (no paper value)"
     return "agrees" if np.sign(gap) == np.sign(paper_gap) else "disagrees"
 
 

@@ -360,6 +360,7 @@ def ranking_sentences(table: pd.DataFrame, reference: str = "CAM") -> list[str]:
                                          if has_paper else "")
         words = {"agrees": "agrees with the paper's direction", "disagrees": "goes against the paper's direction",
                  "tie": tie, "single seed": "is undetermined (a single seed has no SD)",
-                 "no paper value": "has no paper value to compare"}
+                 "higher (no paper value)": f"is higher than {reference} by at least 2 SD (no paper value to compare)",
+                 "lower (no paper value)": f"is lower than {reference} by at least 2 SD (no paper value to compare)"}
         out.append(f"{row['method']} vs {reference}: ours {ours} against {paper}: {words[row['verdict']]}.")
     return out
